@@ -1,0 +1,42 @@
+# neurograph — make help lists the targets. Every target sets up its own .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel of torch (on disk on this platform); override e.g. TORCH_SPEC="torch" on a CUDA box.
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed-$(EXTRAS): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(VENV)/.installed-$(EXTRAS)  ## create .venv and install neurograph with the dev tools
+
+run: install  ## the main job: stream scikit-learn's digits through an engine, print a summary
+	$(PY) -m neurograph demo
+
+test: install  ## lint, the import-layer contract and the whole test suite
+	$(VENV)/bin/ruff check neurograph tests scripts
+	$(VENV)/bin/ruff format --check neurograph tests scripts
+	$(VENV)/bin/lint-imports
+	TQDM_DISABLE=1 $(PY) -m pytest -q
+
+lint: install  ## ruff (lint + format check) and import-linter
+	$(VENV)/bin/ruff check neurograph tests scripts
+	$(VENV)/bin/ruff format --check neurograph tests scripts
+	$(VENV)/bin/lint-imports
+
+bench: install  ## the CPU benchmarks; JSON lands in benchmarks/results/
+	$(PY) scripts/bench_emit.py
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -1,0 +1,51 @@
+"""neurograph: a GPU research toolkit for emergent knowledge structures.
+
+Signals become tokens in an 8-D semantic space, are judged novel or familiar against their nearest
+tokens, link up through co-activation and are bounded by a constitution (the CDNA) that a Guardian
+enforces. ``import neurograph as ng`` gives the public surface below; adapters with heavy optional
+dependencies (server, notebooks, W&B) are imported from their own subpackages.
+"""
+
+from __future__ import annotations
+
+from neurograph.cdna import CDNA, CDNAHistory
+from neurograph.engine import Engine, SignalSystem
+from neurograph.errors import (
+    InvalidCDNA,
+    InvalidQuery,
+    InvalidSignal,
+    NeurographError,
+    QuotaExceeded,
+    StoreError,
+    UnknownToken,
+)
+from neurograph.events import Event, EventBus, Subscription
+from neurograph.guardian import Guardian
+from neurograph.results import ENTITY_KINDS, BatchResult, EmitResult
+from neurograph.space import AXES, DIM
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AXES",
+    "CDNA",
+    "DIM",
+    "ENTITY_KINDS",
+    "BatchResult",
+    "CDNAHistory",
+    "EmitResult",
+    "Engine",
+    "Event",
+    "EventBus",
+    "Guardian",
+    "InvalidCDNA",
+    "InvalidQuery",
+    "InvalidSignal",
+    "NeurographError",
+    "QuotaExceeded",
+    "SignalSystem",
+    "StoreError",
+    "Subscription",
+    "UnknownToken",
+    "__version__",
+]

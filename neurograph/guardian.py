@@ -1,0 +1,225 @@
+"""The Guardian: checks every signal and every growth against the CDNA before anything changes.
+
+Signals: ``event_type`` must be dotted lowercase segments (``signal.input.external.text.chat``, at most
+128 characters); a vector must be 8 finite numbers (a batch ``[B, 8]``); ``priority`` an integer in
+0..255. Out-of-box vectors are clamped into the CDNA box, or rejected when the CDNA is ``strict``.
+Every rejection raises :class:`~neurograph.errors.InvalidSignal` naming the field, the row and the value,
+before the engine touches its state.
+
+Growth: before tokens or edges are added, ``check_growth`` compares the counts after the growth with
+``max_tokens`` / ``max_edges``, the real tensor footprint after any capacity doubling with
+``max_memory_bytes``, and, on a GPU, the bytes a reallocation needs with the free device memory. A growth
+that would break a quota raises :class:`~neurograph.errors.QuotaExceeded`; nothing was allocated.
+
+Every decision of note is published through the ``publish`` callable given at construction as a
+``guardian.*`` event (``guardian.rejected``, ``guardian.clamped``, ``guardian.quota``) on the ``logs``
+channel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from neurograph.cdna import CDNA
+from neurograph.errors import InvalidSignal, QuotaExceeded
+from neurograph.space import AXES, DIM
+
+__all__ = ["EVENT_TYPE_RE", "Guardian"]
+
+EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_MAX_TYPE_LEN = 128
+
+Publish = Callable[[str, str, Mapping[str, Any]], Any]
+
+
+class Guardian:
+    """Validates signals and growth against the CDNA in force.
+
+    Args:
+        publish: ``publish(channel, event_type, data)``, e.g. ``EventBus.publish``; ``None`` publishes
+            nothing.
+    """
+
+    def __init__(self, publish: Publish | None = None) -> None:
+        self._publish = publish
+        self.rejected = 0
+        self.clamped = 0
+        self.quota_refusals = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Guardian(rejected={self.rejected}, clamped={self.clamped}, "
+            f"quota_refusals={self.quota_refusals})"
+        )
+
+    # --- signals ------------------------------------------------------------------------------------
+    def check_event_type(self, event_type: Any, index: int | None = None) -> str:
+        """Return ``event_type`` if well formed, else raise ``InvalidSignal(field="event_type")``."""
+        if not isinstance(event_type, str):
+            self._reject("event_type", event_type, "must be a string", index)
+        if len(event_type) > _MAX_TYPE_LEN:
+            self._reject("event_type", event_type, f"must be at most {_MAX_TYPE_LEN} characters", index)
+        if not EVENT_TYPE_RE.match(event_type):
+            self._reject(
+                "event_type",
+                event_type,
+                "must be dotted lowercase segments like 'signal.input.external.text.chat'",
+                index,
+            )
+        return event_type
+
+    def check_event_types(self, event_types: str | Sequence[str], n: int) -> str | list[str]:
+        """One type for the whole batch, or a list of ``n`` types (each checked)."""
+        if isinstance(event_types, str):
+            return self.check_event_type(event_types)
+        if not isinstance(event_types, Sequence) or len(event_types) != n:
+            got = len(event_types) if isinstance(event_types, Sequence) else event_types
+            self._reject("event_types", got, f"must be one string or a list of {n} strings")
+        for i, t in enumerate(event_types):
+            self.check_event_type(t, index=i)
+        return list(event_types)
+
+    def check_vectors(self, vectors: Any, cdna: CDNA, batch: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Validate and clamp signal vectors.
+
+        Args:
+            vectors: 8 numbers (``batch=False``) or ``[B, 8]`` numbers (list, numpy or torch).
+            cdna: the constitution in force (box, strict).
+            batch: whether a batch is expected.
+
+        Returns:
+            ``(x [B, 8] float32 clamped into the box, clamped [B] bool)`` (``B = 1`` for a single vector).
+        """
+        field = "vectors" if batch else "vector"
+        x = _to_array(vectors, field)
+        if batch:
+            if x.ndim != 2 or x.shape[1] != DIM:
+                self._reject(field, _shape_of(vectors), f"must have shape [B, {DIM}]")
+        else:
+            if x.ndim != 1 or x.shape[0] != DIM:
+                self._reject(field, vectors, f"must be {DIM} numbers (one per axis: {', '.join(AXES)})")
+            x = x[None, :]
+        finite = np.isfinite(x)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            self._reject(
+                field,
+                x[row].tolist(),
+                f"must be finite; axis {AXES[col]} is {x[row, col]}",
+                int(row) if batch else None,
+            )
+        x = x.astype(np.float32, copy=False)
+        lo = np.asarray(cdna.axis_min, dtype=np.float32)
+        hi = np.asarray(cdna.axis_max, dtype=np.float32)
+        outside = (x < lo) | (x > hi)
+        clamped = outside.any(1)
+        if clamped.any():
+            if cdna.strict:
+                row, col = np.argwhere(outside)[0]
+                self._reject(
+                    field,
+                    x[row].tolist(),
+                    f"lies outside the CDNA box on axis {AXES[col]} ({x[row, col]} not in "
+                    f"[{lo[col]}, {hi[col]}]) and the CDNA is strict",
+                    int(row) if batch else None,
+                )
+            x = np.clip(x, lo, hi)
+            self.clamped += int(clamped.sum())
+            self._emit("guardian.clamped", {"rows": int(clamped.sum())})
+        return np.ascontiguousarray(x), clamped
+
+    def check_priorities(self, priorities: Any, n: int, batch: bool) -> np.ndarray:
+        """Validate priorities: ints in 0..255; one for all rows or one per row. Returns ``[n]`` int64."""
+        field = "priorities" if batch else "priority"
+        if isinstance(priorities, (int, np.integer)) and not isinstance(priorities, (bool, np.bool_)):
+            p = np.full(n, int(priorities), dtype=np.int64)
+        elif batch and not isinstance(priorities, (str, bytes, bool, float)):
+            arr = _to_array(priorities, field, dtype=None)
+            if arr.ndim != 1 or arr.shape[0] != n:
+                self._reject(field, _shape_of(priorities), f"must be one int or {n} ints")
+            if not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+                self._reject(field, priorities, "must be integers in 0..255")
+            p = arr.astype(np.int64)
+        else:
+            self._reject(field, priorities, "must be an integer in 0..255")
+        bad = (p < 0) | (p > 255)
+        if bad.any():
+            row = int(np.argmax(bad))
+            self._reject(field, int(p[row]), "must be an integer in 0..255", row if batch else None)
+        return p
+
+    # --- growth -------------------------------------------------------------------------------------
+    def check_growth(
+        self,
+        cdna: CDNA,
+        *,
+        tokens_after: int,
+        edges_after: int,
+        bytes_after: int,
+        alloc_bytes: int = 0,
+        device: torch.device | None = None,
+    ) -> None:
+        """Refuse a growth that would break a quota (before anything is allocated).
+
+        Args:
+            cdna: the constitution in force.
+            tokens_after: alive tokens after the growth.
+            edges_after: alive edges after the growth.
+            bytes_after: tensor footprint of the store after the growth (capacities after doubling).
+            alloc_bytes: bytes the growth newly allocates (a capacity doubling), checked against free
+                device memory on CUDA.
+            device: where the store lives.
+        """
+        checks: list[tuple[str, float, float]] = [
+            ("max_tokens", cdna.max_tokens, tokens_after),
+            ("max_edges", cdna.max_edges, edges_after),
+            ("max_memory_bytes", cdna.max_memory_bytes, bytes_after),
+        ]
+        if alloc_bytes and device is not None and device.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(device)
+            checks.append(("device_memory", free, alloc_bytes))
+        for quota, limit, requested in checks:
+            if requested > limit:
+                self.quota_refusals += 1
+                self._emit("guardian.quota", {"quota": quota, "limit": limit, "requested": requested})
+                raise QuotaExceeded(quota, limit, requested)
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _reject(self, field: str, value: Any, reason: str, index: int | None = None) -> None:
+        self.rejected += 1
+        err = InvalidSignal(field, value, reason, index)
+        self._emit("guardian.rejected", {"field": field, "index": index, "reason": str(err)})
+        raise err
+
+    def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
+        if self._publish is not None:
+            self._publish("logs", event_type, data)
+
+
+def _to_array(values: Any, field: str, dtype: Any = np.float64) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    if isinstance(values, (str, bytes)):
+        raise InvalidSignal(field, values, "must be numbers, not text")
+    try:
+        arr = np.asarray(values) if dtype is None else np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSignal(field, values, f"must be numbers ({exc})") from None
+    if arr.dtype == object:
+        raise InvalidSignal(field, values, "must be a regular array of numbers")
+    return arr
+
+
+def _shape_of(values: Any) -> Any:
+    shape = getattr(values, "shape", None)
+    if shape is not None:
+        return tuple(shape)
+    try:
+        return np.asarray(values, dtype=object).shape
+    except (TypeError, ValueError):
+        return type(values).__name__

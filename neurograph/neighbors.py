@@ -1,0 +1,406 @@
+"""Exact nearest-neighbour search over the alive level-0 tokens.
+
+A query asks, for each of Q vectors, for the up-to-``k`` *indexable* tokens (alive, level 0) within
+``radius`` of it, nearest first, ties broken by slot (slot order is id order), optionally excluding one
+slot per query (a token is never its own neighbour). Results are ``(slots [Q, k] int64, dist [Q, k])``
+padded with ``-1`` / ``inf``. Distances use the weighted metric of :mod:`neurograph.space`; working in
+scaled coordinates ``x * sqrt(s)`` makes it plain Euclidean.
+
+Backends (``NeighborIndex(backend=...)``):
+
+``tree`` (CPU default)
+    ``scipy.spatial.cKDTree`` over the *bulk* of the tokens plus a small *buffer* of tokens inserted or
+    moved since the tree was built, so that an emit never rebuilds the tree. Tokens that moved or died
+    stay in the tree but are *dirty*: their tree hits are dropped, and the tree is asked for a few more
+    than ``k`` candidates so that ``k`` clean ones remain (rows where that was not enough are asked again
+    with twice the count). The buffer is searched by brute force (small) or by a throw-away tree (large
+    batches). The tree is rebuilt when the buffer or the dirty set outgrows a fraction of the bulk, and
+    lazily after ``invalidate()`` (dynamics moved everything).
+``brute``
+    The eager torch reference of :mod:`neurograph.kernels` over every indexable token (any device).
+``triton``
+    The fused Triton kernel of :mod:`neurograph.kernels` (CUDA): distances in registers, running top-k.
+    Positions can change freely: there is nothing to rebuild.
+
+All backends return the same slots; distances agree to 1e-5 relative (the tree works in float64, the
+kernels in float32 by direct differences).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from neurograph.kernels import knn_reference, knn_triton, triton_available
+from neurograph.state import TokenState
+
+__all__ = ["NeighborIndex", "knn_arrays", "sort_rows"]
+
+_BRUTE_PAIRS = 262_144  # Q * N below which numpy brute force beats building a tree
+_LEAFSIZE = 32  # cKDTree leaf size: measured faster than the default 16 for 8-D queries with k = 16
+
+
+def knn_arrays(
+    queries: np.ndarray,
+    points: np.ndarray,
+    k: int,
+    radius: float,
+    exclude_self: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact kNN of host arrays in (already scaled) Euclidean coordinates.
+
+    Args:
+        queries: ``[Q, 8]`` scaled coordinates.
+        points: ``[N, 8]`` scaled coordinates.
+        k: neighbours per query.
+        radius: only points with ``d <= radius`` (``inf`` for none).
+        exclude_self: drop ``j == q`` (queries and points are the same array).
+
+    Returns:
+        ``(idx [Q, k] int64, dist [Q, k] float64)`` sorted by (distance, index), padded ``-1`` / ``inf``.
+    """
+    nq, n = len(queries), len(points)
+    kk = min(k + int(exclude_self), n)
+    if nq == 0 or n == 0 or kk == 0:
+        return np.full((nq, k), -1, np.int64), np.full((nq, k), np.inf)
+    if nq * n <= _BRUTE_PAIRS:
+        d = np.sqrt(((queries[:, None, :] - points[None, :, :]) ** 2).sum(-1))  # (Q, N)
+        if exclude_self:
+            np.fill_diagonal(d, np.inf)
+        d[d > radius] = np.inf
+        if kk < n:
+            cols = np.argpartition(d, kk - 1, axis=1)[:, :kk]  # (Q, kk) candidates, unordered
+            cd = np.take_along_axis(d, cols, 1)
+            cut = cd.max(1)
+            # a row with more points tied at its cut than were kept needs the full row to break ties
+            full = np.isfinite(cut) & ((d <= cut[:, None]).sum(1) > kk)
+            if full.any():
+                fi, fd = sort_rows(np.broadcast_to(np.arange(n), (int(full.sum()), n)).copy(), d[full])
+                cols[full], cd[full] = fi[:, :kk], fd[:, :kk]
+            idx, d = sort_rows(np.where(np.isfinite(cd), cols, -1), cd)
+        else:
+            idx, d = sort_rows(np.where(np.isfinite(d), np.arange(n), -1), d)
+        return _pad(idx[:, :k], d[:, :k], k)
+    tree = cKDTree(points, leafsize=_LEAFSIZE, balanced_tree=False)
+    return _tree_query(tree, np.arange(n), queries, k, radius, None if not exclude_self else np.arange(nq))
+
+
+def sort_rows(idx: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row by (distance, index); entries with ``idx == -1`` go last.
+
+    Shapes:
+        idx, dist ``[Q, m]`` -> same.
+    """
+    if idx.size == 0:
+        return idx, dist
+    dist = np.where(idx < 0, np.inf, dist)
+    idx_key = np.where(idx < 0, np.iinfo(np.int64).max, idx)
+    order = np.argsort(idx_key, axis=1, kind="stable")
+    idx_s = np.take_along_axis(idx, order, 1)
+    dist_s = np.take_along_axis(dist, order, 1)
+    order = np.argsort(dist_s, axis=1, kind="stable")
+    return np.take_along_axis(idx_s, order, 1), np.take_along_axis(dist_s, order, 1)
+
+
+def _pad(idx: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    q, m = idx.shape
+    if m < k:
+        idx = np.concatenate([idx, np.full((q, k - m), -1, np.int64)], 1)
+        dist = np.concatenate([dist, np.full((q, k - m), np.inf)], 1)
+    idx = np.where(np.isfinite(dist), idx, -1)
+    return idx.astype(np.int64, copy=False), np.where(idx >= 0, dist, np.inf)
+
+
+def _tree_query(
+    tree: cKDTree,
+    labels: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    radius: float,
+    exclude: np.ndarray | None,
+    clean: np.ndarray | None = None,
+    margin: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Query ``tree`` (points labelled ``labels``), dropping excluded and unclean labels, exactly.
+
+    Rows whose every candidate was used while some were dropped are asked again with twice as many.
+    """
+    n = tree.n
+    nq = len(queries)
+    bound = np.nextafter(radius, np.inf) if math.isfinite(radius) else np.inf
+    out_idx = np.full((nq, k), -1, np.int64)
+    out_d = np.full((nq, k), np.inf)
+    rows = np.arange(nq)
+    kq = min(n, k + margin + (exclude is not None))
+    while rows.size:
+        d, j = tree.query(queries[rows], k=max(kq, 1), distance_upper_bound=bound, workers=-1)
+        d = d.reshape(rows.size, -1)
+        j = j.reshape(rows.size, -1)
+        found = j < n
+        lab = np.where(found, labels[np.minimum(j, n - 1)], -1)
+        keep = found & (d <= radius)
+        if exclude is not None:
+            keep &= lab != exclude[rows, None]
+        if clean is not None:
+            keep &= clean[np.maximum(lab, 0)]
+        lab = np.where(keep, lab, -1)
+        d = np.where(keep, d, np.inf)
+        # a row is complete when it kept k, or when the tree had nothing more to give within the bound
+        exhausted = ~found[:, -1] | (kq >= n)
+        done = (keep.sum(1) >= k) | exhausted
+        if done.any():
+            # cKDTree sorts by distance only: fix exact ties by index
+            li, ld = lab[done], d[done]
+            fin = np.isfinite(ld)
+            ties = (ld[:, 1:] == ld[:, :-1]) & fin[:, 1:]
+            if ties.any() or exclude is not None or clean is not None:
+                li, ld = sort_rows(li, ld)
+            li, ld = _pad(li[:, :k], ld[:, :k], k)
+            out_idx[rows[done]] = li
+            out_d[rows[done]] = ld
+        rows = rows[~done]
+        kq = min(n, 2 * kq)
+    return out_idx, out_d
+
+
+class NeighborIndex:
+    """Exact kNN over the indexable (alive, level-0) tokens of a :class:`TokenState`.
+
+    Args:
+        tokens: the token store (read for positions, alive and level).
+        scale: ``[8]`` axis scales of the metric.
+        backend: ``"auto"`` (``tree`` on CPU, ``triton`` on CUDA when available, else ``brute``),
+            ``"tree"``, ``"brute"`` or ``"triton"``.
+        rebuild_fraction: rebuild the tree when buffer + dirty exceed this fraction of the bulk.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenState,
+        scale: np.ndarray | tuple[float, ...],
+        backend: str = "auto",
+        rebuild_fraction: float = 0.25,
+    ) -> None:
+        if backend == "auto":
+            if tokens.device.type == "cpu":
+                backend = "tree"
+            else:
+                backend = "triton" if triton_available() else "brute"
+        if backend not in ("tree", "brute", "triton"):
+            raise ValueError(f"backend must be 'auto', 'tree', 'brute' or 'triton'; got {backend!r}")
+        if backend == "tree" and tokens.device.type != "cpu":
+            raise ValueError("backend 'tree' needs a CPU store; use 'triton' or 'brute' on CUDA")
+        self.tokens = tokens
+        self.backend = backend
+        self.rebuild_fraction = rebuild_fraction
+        self.rebuilds = 0
+        self.set_scale(scale)
+
+    def __repr__(self) -> str:
+        bulk = 0 if self._tree is None else self._tree.n
+        return (
+            f"NeighborIndex(backend={self.backend!r}, bulk={bulk}, buffer={self._buf_len()}, "
+            f"dirty={self._dirty}, rebuilds={self.rebuilds})"
+        )
+
+    # --- membership notifications -------------------------------------------------------------------
+    def set_scale(self, scale: np.ndarray | tuple[float, ...]) -> None:
+        """Change the metric (forces a rebuild)."""
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self._sqrt_scale = np.sqrt(self.scale)
+        self._scale_t = torch.as_tensor(self.scale, dtype=torch.float32, device=self.tokens.device)
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Positions may have changed anywhere (after dynamics): rebuild lazily before the next query."""
+        self._tree: cKDTree | None = None
+        self._tree_slots = np.zeros(0, np.int64)
+        self._clean = np.zeros(0, bool)  # per slot: in the tree with its current position
+        self._in_buf = np.zeros(0, bool)  # per slot: in the buffer
+        self._buf: list[np.ndarray] = []
+        self._buf_cache: np.ndarray | None = None
+        self._dirty = 0
+
+    def add(self, slots: np.ndarray) -> None:
+        """New indexable tokens."""
+        if self.backend != "tree" or self._tree is None or len(slots) == 0:
+            return
+        self._grow_masks()
+        slots = np.asarray(slots, np.int64)
+        self._in_buf[slots] = True
+        self._buf.append(slots)
+        self._buf_cache = None
+
+    def moved(self, slots: np.ndarray) -> None:
+        """Tokens whose positions changed (they move from the tree into the buffer)."""
+        if self.backend != "tree" or self._tree is None or len(slots) == 0:
+            return
+        self._grow_masks()
+        slots = np.unique(np.asarray(slots, np.int64))
+        was_clean = self._clean[slots]
+        self._dirty += int(was_clean.sum())
+        self._clean[slots] = False
+        fresh = slots[~self._in_buf[slots]]
+        if fresh.size:
+            self._in_buf[fresh] = True
+            self._buf.append(fresh)
+            self._buf_cache = None
+
+    def remove(self, slots: np.ndarray) -> None:
+        """Tokens that died or stopped being indexable."""
+        if self.backend != "tree" or self._tree is None or len(slots) == 0:
+            return
+        self._grow_masks()
+        slots = np.unique(np.asarray(slots, np.int64))
+        self._dirty += int(self._clean[slots].sum())
+        self._clean[slots] = False
+        if self._in_buf[slots].any():
+            self._in_buf[slots] = False
+            self._buf_cache = None
+
+    # --- queries ------------------------------------------------------------------------------------
+    def knn(
+        self,
+        queries: np.ndarray | torch.Tensor,
+        k: int,
+        radius: float = math.inf,
+        exclude: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``k`` nearest indexable tokens within ``radius`` of each query.
+
+        Args:
+            queries: ``[Q, 8]`` positions (unscaled).
+            k: neighbours per query.
+            radius: distance bound (inclusive).
+            exclude: ``[Q]`` slot to skip per query (``-1`` for none).
+
+        Returns:
+            ``(slots [Q, k] int64, dist [Q, k] float64)`` as host arrays, sorted by (distance, slot).
+        """
+        if self.backend == "tree":
+            q = np.asarray(queries.cpu() if isinstance(queries, torch.Tensor) else queries, np.float64)
+            return self._knn_tree(q * self._sqrt_scale, k, radius, exclude)
+        slots, dist = self.knn_tensor(queries, k, radius, exclude)
+        return slots.cpu().numpy(), dist.double().cpu().numpy()
+
+    def knn_tensor(
+        self,
+        queries: np.ndarray | torch.Tensor,
+        k: int,
+        radius: float = math.inf,
+        exclude: np.ndarray | torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like :meth:`knn` but returns tensors on the store's device (``dist`` float32)."""
+        t = self.tokens
+        if self.backend == "tree":
+            s, d = self.knn(queries, k, radius, None if exclude is None else np.asarray(exclude))
+            return torch.from_numpy(s), torch.from_numpy(d.astype(np.float32))
+        q = torch.as_tensor(queries, dtype=torch.float32).to(t.device)
+        n = t.count
+        valid = t.alive[:n] & (t.level[:n] == 0)
+        exc = None if exclude is None else torch.as_tensor(exclude, dtype=torch.int64).to(t.device)
+        fn = knn_triton if self.backend == "triton" else knn_reference
+        dist, idx = fn(q, t.pos[:n], k, radius, self._scale_t, valid=valid, exclude=exc)
+        return idx, dist
+
+    # --- tree backend -------------------------------------------------------------------------------
+    def _knn_tree(
+        self, q: np.ndarray, k: int, radius: float, exclude: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        nq = len(q)
+        self._maybe_rebuild(nq)
+        if exclude is not None:
+            exclude = np.asarray(exclude, np.int64)
+        parts_i, parts_d = [], []
+        if self._tree is not None and self._tree.n:
+            bulk = len(self._tree_slots)
+            frac = self._dirty / max(bulk, 1)
+            margin = 0 if self._dirty == 0 else math.ceil(2 * k * frac / max(1 - frac, 1e-3)) + 2
+            idx, d = _tree_query(
+                self._tree,
+                self._tree_slots,
+                q,
+                k,
+                radius,
+                exclude,
+                clean=self._clean if self._dirty else None,
+                margin=margin,
+            )
+            parts_i.append(idx)
+            parts_d.append(d)
+        buf = self._buffer()
+        if buf.size:
+            pts = self.tokens.np("pos")[buf].astype(np.float64) * self._sqrt_scale
+            bi, bd = knn_arrays(q, pts, k + (exclude is not None), radius)
+            bi = np.where(bi >= 0, buf[np.maximum(bi, 0)], -1)
+            if exclude is not None:
+                bd = np.where(bi == exclude[:, None], np.inf, bd)
+                bi = np.where(bi == exclude[:, None], -1, bi)
+            parts_i.append(bi)
+            parts_d.append(bd)
+        if not parts_i:
+            return np.full((nq, k), -1, np.int64), np.full((nq, k), np.inf)
+        if len(parts_i) == 1:
+            return _pad(parts_i[0][:, :k], parts_d[0][:, :k], k)
+        idx = np.concatenate(parts_i, 1)
+        d = np.concatenate(parts_d, 1)
+        # only rows where the buffer contributed need a merge sort
+        mix = (parts_i[1] >= 0).any(1)
+        out_i, out_d = parts_i[0][:, :k].copy(), parts_d[0][:, :k].copy()
+        if mix.any():
+            mi, md = sort_rows(idx[mix], d[mix])
+            out_i[mix], out_d[mix] = mi[:, :k], md[:, :k]
+        return _pad(out_i, out_d, k)
+
+    def _buffer(self) -> np.ndarray:
+        if self._buf_cache is None:
+            if self._buf:
+                allb = np.unique(np.concatenate(self._buf))
+                allb = allb[self._in_buf[allb]]
+            else:
+                allb = np.zeros(0, np.int64)
+            self._buf = [allb] if allb.size else []
+            self._buf_cache = allb
+        return self._buf_cache
+
+    def _buf_len(self) -> int:
+        return 0 if self._tree is None else len(self._buffer())
+
+    def _grow_masks(self) -> None:
+        cap = self.tokens.capacity
+        if self._clean.shape[0] < cap:
+            self._clean = np.concatenate([self._clean, np.zeros(cap - self._clean.shape[0], bool)])
+            self._in_buf = np.concatenate([self._in_buf, np.zeros(cap - self._in_buf.shape[0], bool)])
+
+    def _maybe_rebuild(self, nq: int) -> None:
+        if self._tree is not None:
+            bulk = max(len(self._tree_slots), 1)
+            buf = self._buf_len()
+            pending = buf + self._dirty
+            # big batches search a large buffer with a throw-away tree, small queries by brute force:
+            # rebuild when the pending set outgrows a fraction of the bulk, or when a small query would
+            # brute-force a buffer so large that the rebuild is cheaper over the next queries
+            small_query_limit = 4096 if nq * buf <= _BRUTE_PAIRS else math.inf
+            if pending <= max(2048, self.rebuild_fraction * bulk) and buf <= small_query_limit:
+                return
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Build the tree over every indexable token (the buffer and the dirty set empty)."""
+        t = self.tokens
+        n = t.count
+        alive = t.np("alive")[:n] & (t.np("level")[:n] == 0)
+        slots = np.nonzero(alive)[0].astype(np.int64)
+        pts = t.np("pos")[slots].astype(np.float64) * self._sqrt_scale
+        self._tree = cKDTree(pts, leafsize=_LEAFSIZE, balanced_tree=False, compact_nodes=False)
+        self._tree_slots = slots
+        self._clean = np.zeros(t.capacity, bool)
+        self._clean[slots] = True
+        self._in_buf = np.zeros(t.capacity, bool)
+        self._buf = []
+        self._buf_cache = None
+        self._dirty = 0
+        self.rebuilds += 1

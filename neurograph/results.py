@@ -1,0 +1,192 @@
+"""Results of ``emit`` and ``emit_batch``.
+
+:class:`EmitResult` is what one signal did, readable as attributes and as a mapping (``r.token_id`` and
+``r["token_id"]``), so code written for the seed project's dict results keeps working. Its keys:
+
+``token_id``            the new token (novel) or the resonating token (familiar)
+``is_novel``            no token lay within the novelty threshold
+``neighbors``           up to ``max_neighbors`` nearest tokens within the radius, nearest first; each a
+                        dict ``token_id, distance, resonance, token_type, layer_affinity``
+``anomaly_score``       1.0 with no neighbours, else ``min(mean distance / radius, 1)``
+``resonance``           resonance ``exp(-d / radius)`` of the nearest neighbour (0.0 without neighbours)
+``energy_delta``        change of field potential energy caused by the signal
+``activation_spread``   number of tokens reached by spreading activation from the result token
+``triggered_actions``   ids of activated tokens of kind actuator or goal
+``processing_time_us``  wall time of the call (for a batch row: the batch's time divided by its rows)
+
+:class:`BatchResult` holds the same per row as tensors (``b.token_ids``, ``b.is_novel``,
+``b.neighbor_ids``, ``b.neighbor_distances``, ``b.anomaly_scores``, ...); ``b[i]`` is row ``i`` as an
+:class:`EmitResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neurograph.space import AXES
+
+__all__ = ["ENTITY_KINDS", "RESULT_KEYS", "BatchResult", "EmitResult"]
+
+#: Entity types of tokens (``kind`` codes, DESIGN §2).
+ENTITY_KINDS: tuple[str, ...] = (
+    "undefined",
+    "object",
+    "event",
+    "state",
+    "process",
+    "concept",
+    "relation",
+    "pattern",
+    "rule",
+    "goal",
+    "memory",
+    "sensor",
+    "actuator",
+    "controller",
+    "buffer",
+)
+
+RESULT_KEYS = (
+    "token_id",
+    "is_novel",
+    "neighbors",
+    "anomaly_score",
+    "resonance",
+    "energy_delta",
+    "activation_spread",
+    "triggered_actions",
+    "processing_time_us",
+)
+
+
+class EmitResult(Mapping[str, Any]):
+    """What one signal did; attributes and read-only mapping access over :data:`RESULT_KEYS`."""
+
+    __slots__ = RESULT_KEYS
+
+    def __init__(self, **values: Any) -> None:
+        for key in RESULT_KEYS:
+            object.__setattr__(self, key, values[key])
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in RESULT_KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(RESULT_KEYS)
+
+    def __len__(self) -> int:
+        return len(RESULT_KEYS)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("EmitResult is read-only")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (JSON-safe)."""
+        return {key: getattr(self, key) for key in RESULT_KEYS}
+
+    def __repr__(self) -> str:
+        return (
+            f"EmitResult(token_id={self.token_id}, is_novel={self.is_novel}, "
+            f"neighbors={len(self.neighbors)}, anomaly_score={self.anomaly_score:.3f}, "
+            f"activation_spread={self.activation_spread})"
+        )
+
+
+@dataclass
+class BatchResult:
+    """What a batch of ``B`` signals did, row by row.
+
+    Shapes:
+        token_ids ``[B]`` int64, is_novel ``[B]`` bool, neighbor_ids ``[B, k]`` int64 (-1 padded),
+        neighbor_distances ``[B, k]`` float32 (inf padded), neighbor_resonance ``[B, k]`` float32,
+        anomaly_scores ``[B]`` float32, energy_deltas ``[B]`` float32, activation_spread ``[B]`` int64;
+        triggered_actions: ``B`` lists of ids.
+    """
+
+    token_ids: torch.Tensor
+    is_novel: torch.Tensor
+    neighbor_ids: torch.Tensor
+    neighbor_distances: torch.Tensor
+    neighbor_resonance: torch.Tensor
+    anomaly_scores: torch.Tensor
+    energy_deltas: torch.Tensor
+    activation_spread: torch.Tensor
+    triggered_actions: list[list[int]]
+    processing_time_us: float
+    neighbor_kinds: np.ndarray  # [B, k] entity kind codes of the neighbours
+    neighbor_affinity: np.ndarray  # [B, k] axis index of each neighbour's largest |component|
+
+    def __len__(self) -> int:
+        return int(self.token_ids.shape[0])
+
+    def __iter__(self) -> Iterator[EmitResult]:  # type: ignore[override]
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, i: int) -> EmitResult:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"row {i} out of range for a batch of {n}")
+        i %= n
+        ids = self.neighbor_ids[i].tolist()
+        dist = self.neighbor_distances[i].tolist()
+        res = self.neighbor_resonance[i].tolist()
+        kinds = self.neighbor_kinds[i]
+        aff = self.neighbor_affinity[i]
+        neighbors = [
+            {
+                "token_id": tid,
+                "distance": dist[j],
+                "resonance": res[j],
+                "token_type": ENTITY_KINDS[int(kinds[j])],
+                "layer_affinity": AXES[int(aff[j])],
+            }
+            for j, tid in enumerate(ids)
+            if tid >= 0
+        ]
+        return EmitResult(
+            token_id=int(self.token_ids[i]),
+            is_novel=bool(self.is_novel[i]),
+            neighbors=neighbors,
+            anomaly_score=float(self.anomaly_scores[i]),
+            resonance=neighbors[0]["resonance"] if neighbors else 0.0,
+            energy_delta=float(self.energy_deltas[i]),
+            activation_spread=int(self.activation_spread[i]),
+            triggered_actions=list(self.triggered_actions[i]),
+            processing_time_us=self.processing_time_us / max(n, 1),
+        )
+
+    @property
+    def novel_rate(self) -> float:
+        """Fraction of novel rows."""
+        return float(self.is_novel.float().mean()) if len(self) else 0.0
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per signal: token_id, is_novel, n_neighbors, nearest_distance, anomaly_score, ..."""
+        has = self.neighbor_ids >= 0
+        return pd.DataFrame(
+            {
+                "token_id": self.token_ids.numpy(),
+                "is_novel": self.is_novel.numpy(),
+                "n_neighbors": has.sum(1).numpy(),
+                "nearest_distance": self.neighbor_distances[:, 0].numpy()
+                if self.neighbor_ids.shape[1]
+                else np.full(len(self), np.inf),
+                "anomaly_score": self.anomaly_scores.numpy(),
+                "energy_delta": self.energy_deltas.numpy(),
+                "activation_spread": self.activation_spread.numpy(),
+            }
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchResult(rows={len(self)}, novel={int(self.is_novel.sum())}, "
+            f"processing_time_us={self.processing_time_us:.0f})"
+        )

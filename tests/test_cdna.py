@@ -1,0 +1,158 @@
+"""The CDNA: validation naming every rule, versions, rollback, profiles, YAML, content hash."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import neurograph as ng
+from neurograph.cdna import CDNA, PROFILES, CDNAHistory
+from neurograph.errors import InvalidCDNA
+
+
+def test_invalid_cdna_lists_every_violation():
+    with pytest.raises(InvalidCDNA) as info:
+        CDNA(novelty_threshold=0.5, neighbor_radius=0.2, mass_min=5.0, mass_max=1.0, max_degree=0, dt=-1.0)
+    text = "\n".join(info.value.violations)
+    assert len(info.value.violations) >= 4
+    assert "novelty_threshold = 0.5 must be <= neighbor_radius = 0.2" in text
+    assert "mass_min = 5.0 must be <= mass_max = 1.0" in text
+    assert "max_degree = 0 must be >= 1" in text
+    assert "dt = -1.0 must be > 0" in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"axis_min": (0.0,) * 7}, "axis_min must have 8 numbers"),
+        ({"axis_min": (1.0,) * 8}, "axis_min[physical] = 1.0 must be < axis_max[physical] = 1.0"),
+        ({"axis_scale": (1.0,) * 7 + (0.0,)}, "axis_scale[abstract] = 0.0 must be > 0"),
+        ({"max_neighbors": 2.5}, "max_neighbors must be an integer"),
+        ({"learning_rate": float("nan")}, "learning_rate must be finite"),
+        ({"strict": "yes"}, "strict must be true or false"),
+        ({"allowed_edge_kinds": (0x50, 0x55)}, "unknown relation groups [85]"),
+        ({"confidence_floor": 0.6}, "confidence_floor = 0.6 must be < confidence_init = 0.5"),
+        ({"token_radius": 5.0}, "token_radius = 5.0 must lie in [radius_min, radius_max]"),
+    ],
+    ids=[
+        "axis-length",
+        "empty-box",
+        "zero-scale",
+        "int-field",
+        "nan",
+        "bool-field",
+        "edge-kind",
+        "floor",
+        "token-radius",
+    ],
+)
+def test_each_rule_is_named(changes, needle):
+    with pytest.raises(InvalidCDNA) as info:
+        CDNA(**changes)
+    assert any(needle in v for v in info.value.violations), info.value.violations
+
+
+def test_replace_bumps_version_and_refuses_unknown_fields():
+    c = CDNA()
+    d = c.replace(novelty_threshold=0.05)
+    assert d.version == c.version + 1 and d.novelty_threshold == 0.05 and c.novelty_threshold == 0.1
+    with pytest.raises(InvalidCDNA, match="unknown CDNA field 'novelty'"):
+        c.replace(novelty=0.1)
+
+
+def test_content_hash_changes_with_every_field():
+    base = CDNA()
+    seen = {base.hash}
+    for f in dataclasses.fields(CDNA):
+        if f.name == "version":
+            continue
+        v = getattr(base, f.name)
+        if isinstance(v, bool):
+            new = not v
+        elif isinstance(v, str):
+            new = v + "x"
+        elif isinstance(v, tuple) and f.name == "allowed_edge_kinds":
+            new = v[:-1]
+        elif isinstance(v, tuple):
+            new = (v[0] * 0.5 if v[0] > 0 else v[0] - 0.5, *v[1:])
+        elif isinstance(v, int):
+            new = v + 1
+        else:
+            new = v * 0.9 if v > 0 else 0.001
+            if f.name == "neighbor_radius":
+                new = 0.3
+        changed = dataclasses.replace(base, **{f.name: new})
+        assert changed.hash not in seen, f.name
+        seen.add(changed.hash)
+    assert base.replace().hash == base.hash  # version is not content
+
+
+def test_two_edits_then_rollback_give_the_version_after_the_first():
+    h = CDNAHistory()
+    first = h.update(novelty_threshold=0.05)
+    h.update(max_degree=8)
+    back = h.rollback()
+    assert back == first and back.hash == first.hash and back.version == first.version
+    assert [e["action"] for e in h.log] == ["init", "update", "update", "rollback"]
+    again = h.update(learning_rate=0.2)
+    assert again.version == 4  # version numbers are never reused
+    h.rollback()
+    h.rollback()
+    with pytest.raises(InvalidCDNA, match="nothing to roll back"):
+        h.rollback()
+
+
+def test_history_refuses_an_invalid_update_and_keeps_the_current():
+    h = CDNAHistory()
+    with pytest.raises(InvalidCDNA):
+        h.update(novelty_threshold=1.0)
+    assert len(h) == 1 and h.current == CDNA()
+
+
+def test_profiles_differ_as_designed():
+    d, e, a, c = (CDNA.profile(n) for n in ("default", "explorer", "analyst", "creative"))
+    assert set(PROFILES) == {"default", "explorer", "analyst", "creative"}
+    assert e.max_degree > d.max_degree and e.learning_rate > d.learning_rate  # more degrees and mutation
+    assert a.strict and not d.strict and a.max_degree < d.max_degree  # strict, fewer degrees
+    assert c.learning_rate > d.learning_rate and c.temperature > d.temperature  # mutation and temperature
+    assert c.learning_rate > e.learning_rate and c.temperature > e.temperature
+    assert len({x.hash for x in (d, e, a, c)}) == 4
+    with pytest.raises(InvalidCDNA, match="unknown profile"):
+        CDNA.profile("chaotic")
+
+
+def test_yaml_roundtrip(tmp_path):
+    c = CDNA.profile("explorer").replace(axis_scale=(2.0,) + (1.0,) * 7)
+    path = tmp_path / "cdna.yaml"
+    c.to_yaml(path)
+    back = CDNA.from_yaml(path)
+    assert back == c and back.hash == c.hash
+    assert CDNA.from_yaml(c.to_yaml()) == c
+    with pytest.raises(InvalidCDNA, match="unknown CDNA field 'bogus'"):
+        CDNA.from_yaml("bogus: 1\n")
+
+
+def test_history_dict_roundtrip():
+    h = CDNAHistory()
+    h.update(max_degree=12)
+    back = CDNAHistory.from_dict(h.to_dict())
+    assert back.versions == h.versions and back.log == h.log
+
+
+def test_engine_cdna_changes_apply_to_the_state():
+    eng = ng.Engine()
+    rng = np.random.default_rng(0)
+    eng.emit_batch("signal.input.x", 0.1 * rng.standard_normal((400, 8)))
+    assert eng.edge_state.degree.max() > 4
+    events = []
+    eng.subscribe("cdna.*", events.append)
+    eng.update_cdna(max_degree=4, axis_max=(0.05,) * 8)
+    assert int(eng.edge_state.degree.max()) <= 4
+    assert eng.tokens()[list(ng.AXES)].to_numpy().max() <= 0.05 + 1e-7
+    v = eng.rollback_cdna()
+    assert v.max_degree == 32 and eng.cdna.version == 1
+    assert [e.event_type for e in events] == ["cdna.updated", "cdna.rolled_back"]
+    eng.set_cdna("analyst")
+    assert eng.cdna.strict and eng.cdna.version == 3
