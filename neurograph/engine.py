@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neurograph.cdna import CDNA, EDGE_GROUPS, CDNAHistory
+from neurograph.cdna import CDNA, CDNAHistory
 from neurograph.errors import InvalidSignal, UnknownToken
 from neurograph.events import EventBus, Subscription
+from neurograph.frames import edges_frame, tokens_frame
 from neurograph.guardian import Guardian
 from neurograph.ingest import Stores, ingest_batch, planned_bytes
 from neurograph.neighbors import NeighborIndex
@@ -35,9 +36,6 @@ from neurograph.space import AXES
 from neurograph.state import EdgeState, TokenState
 
 __all__ = ["Engine", "SignalSystem"]
-
-_MUTABILITY = ("immutable", "learnable", "hypothesis")
-_GROUP_NAMES = {code: name for name, code in EDGE_GROUPS.items()}
 
 
 class Engine:
@@ -263,53 +261,12 @@ class Engine:
     def tokens(self) -> pd.DataFrame:
         """Alive tokens, one row each: id, kind, level, parent (id, -1 none), mass, radius, strength, hits,
         one column per axis, activation, born, seen."""
-        t = self.token_state
-        n = t.count
-        alive = t.alive[:n].cpu().numpy()
-        sl = np.nonzero(alive)[0]
-        get = {name: tensor[:n].cpu().numpy()[sl] for name, tensor in t.tensors() if name != "alive"}
-        parent = get["parent"]
-        parent_ids = np.where(parent >= 0, t.ids[:n].cpu().numpy()[np.maximum(parent, 0)], -1)
-        data: dict[str, Any] = {
-            "id": get["ids"],
-            "kind": pd.Categorical.from_codes(get["kind"].astype(np.int64), categories=list(ENTITY_KINDS)),
-            "level": get["level"].astype(np.int64),
-            "parent": parent_ids,
-            "mass": get["mass"],
-            "radius": get["radius"],
-            "strength": get["strength"],
-            "hits": get["hits"].astype(np.int64),
-        }
-        for i, axis in enumerate(AXES):
-            data[axis] = get["pos"][:, i]
-        data.update(activation=get["activation"], born=get["born"], seen=get["seen"])
-        return pd.DataFrame(data)
+        return tokens_frame(self.token_state)
 
     def edges(self) -> pd.DataFrame:
         """Alive edges: id, source and target (token ids), kind, relation group, weight, rest, confidence,
         mutability, evidence, updated (tick)."""
-        e, t = self.edge_state, self.token_state
-        m = e.count
-        alive = e.alive[:m].cpu().numpy()
-        sl = np.nonzero(alive)[0]
-        get = {name: tensor[:m].cpu().numpy()[sl] for name, tensor in e.tensors() if name != "alive"}
-        ids = t.ids[: t.count].cpu().numpy()
-        kind = get["kind"].astype(np.int64)
-        return pd.DataFrame(
-            {
-                "id": sl.astype(np.int64),
-                "source": ids[get["src"]] if sl.size else np.zeros(0, np.int64),
-                "target": ids[get["dst"]] if sl.size else np.zeros(0, np.int64),
-                "kind": kind,
-                "relation": [_GROUP_NAMES.get(k & 0xF0, "unknown") for k in kind],
-                "weight": get["weight"],
-                "rest": get["rest"],
-                "confidence": get["confidence"],
-                "mutability": [_MUTABILITY[int(v)] for v in get["mutability"]],
-                "evidence": get["evidence"].astype(np.int64),
-                "updated": get["updated"],
-            }
-        )
+        return edges_frame(self.edge_state, self.token_state)
 
     def stats(self) -> dict[str, Any]:
         """Counters and sizes: tokens, edges, signals, novel rate, throughput, memory, CDNA version."""
@@ -352,6 +309,14 @@ class Engine:
             "hits": int(t.gather("hits", np.array([slot]))[0]),
             "position": dict(zip(AXES, pos.tolist())),
         }
+
+    # --- dynamics (issue 3: neurograph/fields/) -------------------------------------------------------
+
+    # --- emergent hierarchy (issue 4: neurograph/hierarchy.py) ---------------------------------------
+
+    # --- queries (issue 5: neurograph/query.py) ------------------------------------------------------
+
+    # --- persistence (issue 6: neurograph/persist/) --------------------------------------------------
 
     # --- events -------------------------------------------------------------------------------------
     def subscribe(

@@ -1,0 +1,69 @@
+"""Tables of the engine's state as pandas DataFrames (only alive rows; ids, not slots)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurograph.cdna import EDGE_GROUPS
+from neurograph.results import ENTITY_KINDS
+from neurograph.space import AXES
+from neurograph.state import EdgeState, TokenState
+
+__all__ = ["MUTABILITY", "edges_frame", "tokens_frame"]
+
+MUTABILITY = ("immutable", "learnable", "hypothesis")
+_GROUP_NAMES = {code: name for name, code in EDGE_GROUPS.items()}
+
+
+def tokens_frame(t: TokenState) -> pd.DataFrame:
+    """Alive tokens: id, kind, level, parent (id, -1 none), mass, radius, strength, hits, one column per
+    axis, activation, born, seen."""
+    n = t.count
+    alive = t.alive[:n].cpu().numpy()
+    sl = np.nonzero(alive)[0]
+    get = {name: tensor[:n].cpu().numpy()[sl] for name, tensor in t.tensors() if name != "alive"}
+    parent = get["parent"]
+    parent_ids = np.where(parent >= 0, t.ids[:n].cpu().numpy()[np.maximum(parent, 0)], -1)
+    data: dict[str, Any] = {
+        "id": get["ids"],
+        "kind": pd.Categorical.from_codes(get["kind"].astype(np.int64), categories=list(ENTITY_KINDS)),
+        "level": get["level"].astype(np.int64),
+        "parent": parent_ids,
+        "mass": get["mass"],
+        "radius": get["radius"],
+        "strength": get["strength"],
+        "hits": get["hits"].astype(np.int64),
+    }
+    for i, axis in enumerate(AXES):
+        data[axis] = get["pos"][:, i]
+    data.update(activation=get["activation"], born=get["born"], seen=get["seen"])
+    return pd.DataFrame(data)
+
+
+def edges_frame(e: EdgeState, t: TokenState) -> pd.DataFrame:
+    """Alive edges: id (edge slot), source and target (token ids), kind, relation group, weight, rest,
+    confidence, mutability, evidence, updated (tick)."""
+    m = e.count
+    alive = e.alive[:m].cpu().numpy()
+    sl = np.nonzero(alive)[0]
+    get = {name: tensor[:m].cpu().numpy()[sl] for name, tensor in e.tensors() if name != "alive"}
+    ids = t.ids[: t.count].cpu().numpy()
+    kind = get["kind"].astype(np.int64)
+    return pd.DataFrame(
+        {
+            "id": sl.astype(np.int64),
+            "source": ids[get["src"]] if sl.size else np.zeros(0, np.int64),
+            "target": ids[get["dst"]] if sl.size else np.zeros(0, np.int64),
+            "kind": kind,
+            "relation": [_GROUP_NAMES.get(k & 0xF0, "unknown") for k in kind],
+            "weight": get["weight"],
+            "rest": get["rest"],
+            "confidence": get["confidence"],
+            "mutability": [MUTABILITY[int(v)] for v in get["mutability"]],
+            "evidence": get["evidence"].astype(np.int64),
+            "updated": get["updated"],
+        }
+    )
