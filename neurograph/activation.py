@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["spread_numpy", "spread_torch"]
+__all__ = ["spread_numpy", "spread_one", "spread_torch"]
 
 
 def spread_numpy(
@@ -94,6 +94,54 @@ def spread_numpy(
         rows, nodes, energy = key // stride, key % stride, new_e
     keys = np.asarray(reached, np.int64)
     return keys // stride, keys % stride, reached_energy
+
+
+def spread_one(
+    start: int,
+    adj: np.ndarray,
+    nbr: np.ndarray,
+    weight: np.ndarray,
+    decay: float,
+    depth: int,
+    threshold: float,
+    max_weight: float = 1.0,
+) -> tuple[list[int], list[float]]:
+    """:func:`spread_numpy` for a single start token, with Python dicts instead of hash indexes.
+
+    Returns:
+        ``(nodes, energy)``: the reached tokens in order of first arrival (the start excluded) and the
+        energy that reached each, exactly as row 0 of :func:`spread_numpy`.
+    """
+    keep_frac = 1.0 - decay
+    best: dict[int, float] = {}
+    nodes = np.array([start], np.int64)
+    energy = np.ones(1)
+    for hop in range(depth):
+        grow = energy * max_weight * keep_frac >= threshold
+        nodes, energy = nodes[grow], energy[grow]
+        if nodes.size == 0:
+            break
+        e = adj[nodes]  # (F, D)
+        w = np.where(e >= 0, weight[np.maximum(e, 0)], 0.0)  # (F, D)
+        new_e = (energy * keep_frac)[:, None] * w  # (F, D)
+        other = nbr[nodes]  # (F, D)
+        f_idx, col = np.nonzero((new_e >= threshold) & (other != start))
+        if f_idx.size == 0:
+            break
+        arrivals: dict[int, float] = {}
+        for v, en in zip(other[f_idx, col].tolist(), new_e[f_idx, col].tolist()):
+            if hop == 0 or en > arrivals.get(v, -1.0):  # first hop: arrivals are distinct
+                arrivals[v] = en
+        grown_nodes, grown_energy = [], []
+        for v, en in arrivals.items():
+            old = best.get(v)
+            if old is None or en > old:
+                best[v] = en
+                grown_nodes.append(v)
+                grown_energy.append(en)
+        nodes = np.array(grown_nodes, np.int64)
+        energy = np.array(grown_energy)
+    return list(best), list(best.values())
 
 
 def spread_torch(

@@ -34,7 +34,7 @@ from neurograph.novelty import resolve_batch
 from neurograph.results import BatchResult
 from neurograph.state import EdgeState, TokenState, cumcount
 
-__all__ = ["TRIGGER_KINDS", "Stores", "ingest_batch", "planned_bytes"]
+__all__ = ["TRIGGER_KINDS", "Stores", "ingest_batch", "pair_energy", "pair_terms", "planned_bytes"]
 
 TRIGGER_KINDS = (9, 12)  # goal, actuator: activated tokens of these kinds are triggered actions
 
@@ -298,18 +298,71 @@ def _triggered(
     tokens: TokenState, starts: np.ndarray, rows: np.ndarray, nodes: np.ndarray, b: int
 ) -> list[list[int]]:
     """Per row, the ids of activated tokens (the start included) of a trigger kind."""
-    n = tokens.count
-    trigger = np.isin(tokens.gather("kind", np.arange(n)), TRIGGER_KINDS)  # (n,) per slot
-    out: list[list[int]] = [[] for _ in range(b)]
-    if not trigger.any():
-        return out
-    all_rows = np.concatenate([np.arange(b), rows])
     all_nodes = np.concatenate([starts, nodes])
-    hit = trigger[all_nodes]
-    ids = tokens.gather("ids", all_nodes[hit])
-    for r, i in zip(all_rows[hit].tolist(), ids.tolist()):
-        out[r].append(i)
+    hit = np.isin(tokens.gather("kind", all_nodes), TRIGGER_KINDS)
+    out: list[list[int]] = [[] for _ in range(b)]
+    if hit.any():
+        all_rows = np.concatenate([np.arange(b), rows])
+        ids = tokens.gather("ids", all_nodes[hit])
+        for r, i in zip(all_rows[hit].tolist(), ids.tolist()):
+            out[r].append(i)
     return out
+
+
+def pair_energy(st: Stores, cdna: CDNA, t: np.ndarray, n: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """Pair energies between tokens ``t[i]`` and ``n[i]`` in the current state (float64).
+
+    Soft-sphere repulsion, the field well of the heavier of the two, and the spring of the learned edge
+    ``edge[i]`` joining them (-1: none).
+
+    Shapes:
+        t, n, edge ``[P]`` -> ``[P]``.
+    """
+    tokens = st.tokens
+    both = np.concatenate([t, n])
+    p = t.size
+    pos = tokens.gather("pos", both).astype(np.float64)
+    mass = tokens.gather("mass", both).astype(np.float64)
+    rad = tokens.gather("radius", both).astype(np.float64)
+    strength = tokens.gather("strength", both).astype(np.float64)
+    has = edge >= 0
+    w = np.zeros(p)
+    rest = np.zeros(p)
+    if has.any():
+        w[has] = st.edges.gather("weight", edge[has])
+        rest[has] = st.edges.gather("rest", edge[has])
+    return pair_terms(
+        pos[:p], pos[p:], mass[:p], mass[p:], rad[:p], rad[p:], strength[:p], strength[p:], w, rest, has, cdna
+    )
+
+
+def pair_terms(
+    pos_a: np.ndarray,
+    pos_b: np.ndarray,
+    mass_a: np.ndarray,
+    mass_b: np.ndarray,
+    rad_a: np.ndarray,
+    rad_b: np.ndarray,
+    str_a: np.ndarray,
+    str_b: np.ndarray,
+    weight: np.ndarray,
+    rest: np.ndarray,
+    has_edge: np.ndarray,
+    cdna: CDNA,
+) -> np.ndarray:
+    """The pair energies of :func:`pair_energy` from token attributes (float64 arrays).
+
+    Shapes:
+        pos_a, pos_b ``[P, 8]``; every other array ``[P]`` -> ``[P]``.
+    """
+    diff = pos_a - pos_b
+    d = np.sqrt((diff * diff * np.asarray(cdna.axis_scale)).sum(1))
+    e = repulsion_energy(d, rad_a + rad_b, cdna.repulsion_k)
+    heavier_b = mass_b > mass_a
+    e += np.where(heavier_b, well_energy(d, str_b, mass_b, rad_b, cdna.well_k), 0.0)
+    e += np.where(~heavier_b & (mass_a > mass_b), well_energy(d, str_a, mass_a, rad_a, cdna.well_k), 0.0)
+    e += np.where(has_edge, spring_energy(d, weight, rest, cdna.spring_k), 0.0)
+    return e
 
 
 def _pair_energy(st: Stores, cdna: CDNA, slots: np.ndarray, nbr: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -318,33 +371,9 @@ def _pair_energy(st: Stores, cdna: CDNA, slots: np.ndarray, nbr: np.ndarray, mas
     Shapes:
         slots ``[B]``, nbr ``[B, k]``, mask ``[B, k]`` -> ``[B]``.
     """
-    b = slots.shape[0]
-    out = np.zeros(b)
+    out = np.zeros(slots.shape[0])
     rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        return out
-    tokens = st.tokens
-    t = slots[rows]
-    n = nbr[rows, cols]
-    both = np.concatenate([t, n])
-    pos = tokens.gather("pos", both).astype(np.float64)
-    mass = tokens.gather("mass", both).astype(np.float64)
-    rad = tokens.gather("radius", both).astype(np.float64)
-    strength = tokens.gather("strength", both).astype(np.float64)
-    p = t.size
-    diff = pos[:p] - pos[p:]
-    d = np.sqrt((diff * diff * np.asarray(cdna.axis_scale)).sum(1))
-    e = repulsion_energy(d, rad[:p] + rad[p:], cdna.repulsion_k)
-    heavier_n = mass[p:] > mass[:p]
-    e += np.where(heavier_n, well_energy(d, strength[p:], mass[p:], rad[p:], cdna.well_k), 0.0)
-    e += np.where(
-        ~heavier_n & (mass[:p] > mass[p:]), well_energy(d, strength[:p], mass[:p], rad[:p], cdna.well_k), 0.0
-    )
-    edge = st.edges.find(t, n)
-    has = edge >= 0
-    if has.any():
-        w = st.edges.gather("weight", edge[has]).astype(np.float64)
-        rest = st.edges.gather("rest", edge[has]).astype(np.float64)
-        e[has] += spring_energy(d[has], w, rest, cdna.spring_k)
-    np.add.at(out, rows, e)
+    if rows.size:
+        t, n = slots[rows], nbr[rows, cols]
+        np.add.at(out, rows, pair_energy(st, cdna, t, n, st.edges.find(t, n)))
     return out

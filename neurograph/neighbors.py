@@ -39,6 +39,8 @@ from neurograph.state import TokenState
 
 __all__ = ["NeighborIndex", "knn_arrays", "sort_rows"]
 
+_EMPTY_I = np.zeros(0, np.int64)
+_EMPTY_D = np.zeros(0)
 _BRUTE_PAIRS = 262_144  # Q * N below which numpy brute force beats building a tree
 _LEAFSIZE = 32  # cKDTree leaf size: measured faster than the default 16 for 8-D queries with k = 16
 
@@ -219,35 +221,31 @@ class NeighborIndex:
         self._tree: cKDTree | None = None
         self._tree_slots = np.zeros(0, np.int64)
         self._clean = np.zeros(0, bool)  # per slot: in the tree with its current position
-        self._in_buf = np.zeros(0, bool)  # per slot: in the buffer
-        self._buf: list[np.ndarray] = []
-        self._buf_cache: np.ndarray | None = None
         self._dirty = 0
+        # the buffer: slots, their scaled positions, and each slot's row in it (-1: not in the buffer)
+        self._buf_slots = np.zeros(64, np.int64)
+        self._buf_pts = np.zeros((64, 8))
+        self._buf_row = np.zeros(0, np.int64)
+        self._buf_n = 0
 
     def add(self, slots: np.ndarray) -> None:
         """New indexable tokens."""
         if self.backend != "tree" or self._tree is None or len(slots) == 0:
             return
         self._grow_masks()
-        slots = np.asarray(slots, np.int64)
-        self._in_buf[slots] = True
-        self._buf.append(slots)
-        self._buf_cache = None
+        self._buf_put(np.asarray(slots, np.int64))
 
     def moved(self, slots: np.ndarray) -> None:
         """Tokens whose positions changed (they move from the tree into the buffer)."""
         if self.backend != "tree" or self._tree is None or len(slots) == 0:
             return
         self._grow_masks()
-        slots = np.unique(np.asarray(slots, np.int64))
-        was_clean = self._clean[slots]
-        self._dirty += int(was_clean.sum())
-        self._clean[slots] = False
-        fresh = slots[~self._in_buf[slots]]
-        if fresh.size:
-            self._in_buf[fresh] = True
-            self._buf.append(fresh)
-            self._buf_cache = None
+        slots = np.asarray(slots, np.int64)
+        clean = self._clean[slots]
+        if clean.any():
+            self._dirty += int(np.unique(slots[clean]).size)
+            self._clean[slots] = False
+        self._buf_put(slots)
 
     def remove(self, slots: np.ndarray) -> None:
         """Tokens that died or stopped being indexable."""
@@ -257,9 +255,36 @@ class NeighborIndex:
         slots = np.unique(np.asarray(slots, np.int64))
         self._dirty += int(self._clean[slots].sum())
         self._clean[slots] = False
-        if self._in_buf[slots].any():
-            self._in_buf[slots] = False
-            self._buf_cache = None
+        for slot in slots[self._buf_row[slots] >= 0].tolist():  # swap-remove from the buffer
+            row = self._buf_row[slot]
+            last = self._buf_n - 1
+            moved_slot = self._buf_slots[last]
+            self._buf_slots[row] = moved_slot
+            self._buf_pts[row] = self._buf_pts[last]
+            self._buf_row[moved_slot] = row
+            self._buf_row[slot] = -1
+            self._buf_n = last
+
+    def _buf_put(self, slots: np.ndarray) -> None:
+        """Insert or refresh buffer rows with the tokens' current (scaled) positions."""
+        pts = self.tokens.np("pos")[slots].astype(np.float64) * self._sqrt_scale
+        rows = self._buf_row[slots]
+        present = rows >= 0
+        if present.any():
+            self._buf_pts[rows[present]] = pts[present]
+        if present.all():
+            return
+        new_slots, first = np.unique(slots[~present], return_index=True)
+        new_pts = pts[~present][first]
+        n, m = self._buf_n, new_slots.size
+        if n + m > self._buf_slots.shape[0]:
+            cap = max(2 * self._buf_slots.shape[0], n + m)
+            self._buf_slots = np.resize(self._buf_slots, cap)
+            self._buf_pts = np.resize(self._buf_pts, (cap, 8))
+        self._buf_slots[n : n + m] = new_slots
+        self._buf_pts[n : n + m] = new_pts
+        self._buf_row[new_slots] = np.arange(n, n + m)
+        self._buf_n = n + m
 
     # --- queries ------------------------------------------------------------------------------------
     def knn(
@@ -285,6 +310,55 @@ class NeighborIndex:
             return self._knn_tree(q * self._sqrt_scale, k, radius, exclude)
         slots, dist = self.knn_tensor(queries, k, radius, exclude)
         return slots.cpu().numpy(), dist.double().cpu().numpy()
+
+    def knn_one(self, x: np.ndarray, k: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`knn` for one query, without padding: ``(slots [m], dist [m])``, ``m <= k``.
+
+        On the tree backend this skips the batch machinery (a single cKDTree query plus a brute-force
+        pass over the buffer); other backends delegate to :meth:`knn`.
+        """
+        if self.backend != "tree":
+            s, d = self.knn(x[None, :], k, radius)
+            keep = s[0] >= 0
+            return s[0][keep], d[0][keep]
+        xs = x.astype(np.float64) * self._sqrt_scale
+        self._maybe_rebuild(1)
+        tree = self._tree
+        slots, dist = _EMPTY_I, _EMPTY_D
+        if tree is not None and tree.n:
+            n = tree.n
+            margin = 0
+            if self._dirty:
+                frac = self._dirty / n
+                margin = math.ceil(2 * k * frac / max(1 - frac, 1e-3)) + 2
+            kq = min(n, k + margin)
+            bound = np.nextafter(radius, np.inf) if math.isfinite(radius) else np.inf
+            d, j = tree.query(xs, k=[*range(1, kq + 1)], distance_upper_bound=bound)
+            found = j < n
+            if kq < n and found[-1] and self._dirty:
+                keep_clean = self._clean[self._tree_slots[j[found]]]
+                if keep_clean.sum() < k:  # dirty hits ate too many candidates: take the general path
+                    s, dd = self._knn_tree(xs[None, :], k, radius, None)
+                    keep = s[0] >= 0
+                    return s[0][keep], dd[0][keep]
+            ok = found & (d <= radius)
+            slots = self._tree_slots[j[ok]]
+            dist = d[ok]
+            if self._dirty:
+                c = self._clean[slots]
+                slots, dist = slots[c], dist[c]
+        b = self._buf_n
+        if b:
+            diff = self._buf_pts[:b] - xs  # (b, 8)
+            bd = np.sqrt((diff**2).sum(-1))  # the same reduction as knn_arrays, bit for bit
+            sel = np.nonzero(bd <= radius)[0]
+            if sel.size:
+                slots = np.concatenate([slots, self._buf_slots[sel]])
+                dist = np.concatenate([dist, bd[sel]])
+        if slots.size > 1:
+            order = np.lexsort((slots, dist))[:k]
+            slots, dist = slots[order], dist[order]
+        return slots, dist
 
     def knn_tensor(
         self,
@@ -331,10 +405,9 @@ class NeighborIndex:
             )
             parts_i.append(idx)
             parts_d.append(d)
-        buf = self._buffer()
+        buf = self._buf_slots[: self._buf_n]
         if buf.size:
-            pts = self.tokens.np("pos")[buf].astype(np.float64) * self._sqrt_scale
-            bi, bd = knn_arrays(q, pts, k + (exclude is not None), radius)
+            bi, bd = knn_arrays(q, self._buf_pts[: self._buf_n], k + (exclude is not None), radius)
             bi = np.where(bi >= 0, buf[np.maximum(bi, 0)], -1)
             if exclude is not None:
                 bd = np.where(bi == exclude[:, None], np.inf, bd)
@@ -355,25 +428,17 @@ class NeighborIndex:
             out_i[mix], out_d[mix] = mi[:, :k], md[:, :k]
         return _pad(out_i, out_d, k)
 
-    def _buffer(self) -> np.ndarray:
-        if self._buf_cache is None:
-            if self._buf:
-                allb = np.unique(np.concatenate(self._buf))
-                allb = allb[self._in_buf[allb]]
-            else:
-                allb = np.zeros(0, np.int64)
-            self._buf = [allb] if allb.size else []
-            self._buf_cache = allb
-        return self._buf_cache
-
     def _buf_len(self) -> int:
-        return 0 if self._tree is None else len(self._buffer())
+        return 0 if self._tree is None else self._buf_n
 
     def _grow_masks(self) -> None:
         cap = self.tokens.capacity
         if self._clean.shape[0] < cap:
             self._clean = np.concatenate([self._clean, np.zeros(cap - self._clean.shape[0], bool)])
-            self._in_buf = np.concatenate([self._in_buf, np.zeros(cap - self._in_buf.shape[0], bool)])
+        if self._buf_row.shape[0] < cap:
+            self._buf_row = np.concatenate(
+                [self._buf_row, np.full(cap - self._buf_row.shape[0], -1, np.int64)]
+            )
 
     def _maybe_rebuild(self, nq: int) -> None:
         if self._tree is not None:
@@ -399,8 +464,7 @@ class NeighborIndex:
         self._tree_slots = slots
         self._clean = np.zeros(t.capacity, bool)
         self._clean[slots] = True
-        self._in_buf = np.zeros(t.capacity, bool)
-        self._buf = []
-        self._buf_cache = None
+        self._buf_row = np.full(t.capacity, -1, np.int64)
+        self._buf_n = 0
         self._dirty = 0
         self.rebuilds += 1

@@ -68,13 +68,24 @@ class _Store:
     @classmethod
     def bytes_per_slot(cls) -> int:
         """Bytes one slot takes across every tensor of the schema."""
-        total = 0
-        for col in cls.SCHEMA:
-            n = 1
-            for t in col.tail:
-                n *= t
-            total += n * torch.empty((), dtype=col.dtype).element_size()
-        return total
+        cached = cls.__dict__.get("_bytes_per_slot")
+        if cached is None:
+            cached = 0
+            for col in cls.SCHEMA:
+                n = 1
+                for t in col.tail:
+                    n *= t
+                cached += n * torch.empty((), dtype=col.dtype).element_size()
+            cls._bytes_per_slot = cached
+        return cached
+
+    def _write(self, name: str, sl: slice, value: Any) -> None:
+        """``column[sl] = value`` from host values (numpy view on CPU: no torch dispatch)."""
+        if self.device.type == "cpu":
+            self.np(name)[sl] = value.numpy() if isinstance(value, torch.Tensor) else value
+        else:
+            target = getattr(self, name)
+            target[sl] = torch.as_tensor(value, dtype=target.dtype).to(self.device)
 
     def nbytes(self) -> int:
         """Real tensor footprint at the current capacity."""
@@ -220,12 +231,11 @@ class TokenState(_Store):
         new_ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
         sl = slice(start, stop)
         for name, value in values.items():
-            target = getattr(self, name)
-            target[sl] = torch.as_tensor(value, dtype=target.dtype).to(self.device)
-        self.ids[sl] = torch.from_numpy(new_ids).to(self.device)
-        self.alive[sl] = True
-        self.born[sl] = tick
-        self.seen[sl] = tick
+            self._write(name, sl, value)
+        self._write("ids", sl, new_ids)
+        self._write("alive", sl, True)
+        self._write("born", sl, tick)
+        self._write("seen", sl, tick)
         if self.id_to_slot.shape[0] < self.next_id + n:
             grown = np.full(max(2 * self.id_to_slot.shape[0], self.next_id + n, 1024), -1, np.int64)
             grown[: self.id_to_slot.shape[0]] = self.id_to_slot
@@ -399,13 +409,12 @@ class EdgeState(_Store):
         self.grow(stop)
         slots = np.arange(start, stop, dtype=np.int64)
         sl = slice(start, stop)
-        self.src[sl] = torch.as_tensor(src, dtype=torch.int64).to(self.device)
-        self.dst[sl] = torch.as_tensor(dst, dtype=torch.int64).to(self.device)
+        self._write("src", sl, src)
+        self._write("dst", sl, dst)
         for name, value in values.items():
-            target = getattr(self, name)
-            target[sl] = torch.as_tensor(value, dtype=target.dtype).to(self.device)
-        self.alive[sl] = True
-        self.updated[sl] = tick
+            self._write(name, sl, value)
+        self._write("alive", sl, True)
+        self._write("updated", sl, tick)
         self.count = stop
         self.n_alive += n
         if learned.any():

@@ -1,0 +1,245 @@
+"""One signal through the engine's state on the CPU: the fast path of ``Engine.emit``.
+
+:func:`ingest_one` gives exactly what :func:`neurograph.ingest.ingest_batch` gives for a batch of one
+row (tests compare the two, result by result and tensor by tensor), with the batch machinery taken out:
+one cKDTree query plus a brute-force pass over the index's buffer, scalar edge bookkeeping on the
+adjacency rows of the resonating token, and a dict-based spread of activation. It reads and writes the
+stores through their numpy views, so it only runs on CPU stores; on CUDA ``emit`` takes the batch path.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from neurograph.activation import spread_one
+from neurograph.cdna import CDNA
+from neurograph.ingest import TRIGGER_KINDS, Stores, pair_terms, planned_bytes
+from neurograph.learning import ASSOCIATED_WITH, HYPOTHESIS, LEARNABLE, hebbian_success
+from neurograph.results import ENTITY_KINDS, EmitResult
+from neurograph.space import AXES
+
+__all__ = ["ingest_one"]
+
+_NO_EDGES = np.zeros(0, np.int64)
+
+
+def ingest_one(
+    st: Stores, cdna: CDNA, x: np.ndarray, priority: int, kind: int, tick: int, t0_ns: int
+) -> EmitResult:
+    """Run one validated signal through a CPU state.
+
+    Args:
+        st: tokens, edges, index, guardian (CPU stores).
+        cdna: the constitution in force.
+        x: ``[8]`` float32 position, clamped into the box.
+        priority: 0..255.
+        kind: entity kind code of the token a novel signal creates.
+        tick: the engine tick of this signal.
+        t0_ns: ``time.perf_counter_ns()`` when the call started (for ``processing_time_us``).
+
+    Returns:
+        The :class:`~neurograph.results.EmitResult`.
+    """
+    tokens, edges, index = st.tokens, st.edges, st.index
+    k, radius, lr = cdna.max_neighbors, cdna.neighbor_radius, cdna.learning_rate
+    nbr, nd = index.knn_one(x, k, radius)  # sorted by (distance, slot)
+    novel = nd.size == 0 or nd[0] > cdna.novelty_threshold
+    slot = tokens.count if novel else int(nbr[0])
+    others = nbr if novel else nbr[1:]
+    resonance = np.exp(-nd / radius)
+    res_o = resonance if novel else resonance[1:]
+
+    # co-activated pairs (slot, others[j]): reinforce the existing edges, plan the new ones
+    adj, nbr_tab, degree = edges.np("adj"), edges.np("nbr"), edges.np("degree")
+    deg_slot = 0
+    existing = np.full(others.size, -1, np.int64)
+    if not novel and others.size:
+        deg_slot = int(degree[slot])
+        if deg_slot:
+            eq = nbr_tab[slot, :deg_slot][None, :] == others[:, None]  # (m, deg)
+            has = eq.any(1)
+            existing[has] = adj[slot, eq[has].argmax(1)]
+    new = existing < 0
+    if not cdna.allows_edge_kind(ASSOCIATED_WITH):
+        new[:] = False
+    cand = others[new]
+    ok = (deg_slot + np.arange(cand.size) < cdna.max_degree) & (degree[cand] < cdna.max_degree)
+    cand, cand_res = cand[ok], res_o[new][ok]
+    upd = existing[existing >= 0]
+    # the other neighbours' attributes (unchanged by this signal) and the energy before it
+    m = others.size
+    if m:
+        o_pos = tokens.np("pos")[others].astype(np.float64)
+        o_mass = tokens.np("mass")[others].astype(np.float64)
+        o_rad = tokens.np("radius")[others].astype(np.float64)
+        o_str = tokens.np("strength")[others].astype(np.float64)
+    before = 0.0
+    if not novel and m:  # summed left to right, as the batch path accumulates
+        before = sum(_pair_terms_with(st, cdna, slot, existing, o_pos, o_mass, o_rad, o_str).tolist())
+
+    # quotas before anything grows
+    bytes_after, alloc = planned_bytes(tokens, edges, int(novel), cand.size, cdna.max_degree)
+    st.guardian.check_growth(
+        cdna,
+        tokens_after=tokens.n_alive + int(novel),
+        edges_after=edges.n_alive + cand.size,
+        bytes_after=bytes_after,
+        alloc_bytes=alloc,
+        device=tokens.device,
+    )
+
+    # apply
+    if novel:
+        tokens.append(
+            1,
+            tick=tick,
+            pos=x,
+            vel=0.0,
+            mass=np.float32(np.clip(0.5 + cdna.mass_gain * priority / 255.0, cdna.mass_min, cdna.mass_max)),
+            radius=np.float32(cdna.token_radius),
+            strength=np.float32(cdna.token_strength),
+            kind=kind,
+            level=0,
+            parent=-1,
+            activation=0.0,
+            hits=1,
+        )
+        index.add(np.array([slot]))
+    edges.ensure_nodes(tokens.capacity, cdna.max_degree)
+    new_edges = _NO_EDGES
+    if cand.size:
+        lo = np.minimum(cand, slot)
+        hi = np.maximum(cand, slot)
+        new_edges = edges.append(
+            lo,
+            hi,
+            tick,
+            kind=ASSOCIATED_WITH,
+            weight=np.clip(cand_res, cdna.weight_min, cdna.weight_max).astype(np.float32),
+            rest=np.float32(cdna.rest_length),
+            confidence=np.float32(min(1.0, cdna.confidence_init)),
+            mutability=LEARNABLE if cdna.promotion_evidence <= 1 else HYPOTHESIS,
+            evidence=1,
+        )
+    if upd.size:
+        ones = np.ones(upd.size, np.int64)
+        conf, w, ev, mut = hebbian_success(
+            edges.np("confidence")[upd].astype(np.float64),
+            edges.np("weight")[upd].astype(np.float64),
+            edges.np("evidence")[upd],
+            edges.np("mutability")[upd],
+            ones,
+            res_o[existing >= 0],
+            cdna,
+        )
+        edges.np("confidence")[upd] = conf
+        edges.np("weight")[upd] = w
+        edges.np("evidence")[upd] = ev
+        edges.np("mutability")[upd] = mut
+        edges.np("updated")[upd] = tick
+    if not novel:
+        pos = tokens.np("pos")
+        moved = (1.0 - lr) * pos[slot].astype(np.float64) + lr * x.astype(np.float64)
+        pos[slot] = np.clip(moved, cdna.axis_min, cdna.axis_max)
+        mass = tokens.np("mass")
+        gain = lr * cdna.mass_gain * priority / 255.0
+        mass[slot] = np.clip(float(mass[slot]) + gain, cdna.mass_min, cdna.mass_max)  # float64, as batches
+        tokens.np("hits")[slot] += 1
+        tokens.np("seen")[slot] = tick
+        index.moved(np.array([slot]))
+
+    # spreading activation
+    reached, energy = spread_one(
+        slot,
+        edges.np("adj"),  # fresh views: appends may have reallocated the tables
+        edges.np("nbr"),
+        edges.np("weight"),
+        cdna.activation_decay,
+        cdna.activation_depth,
+        cdna.activation_threshold,
+        cdna.weight_max,
+    )
+    act = tokens.np("activation")
+    kinds = tokens.np("kind")
+    ids = tokens.np("ids")
+    if reached:
+        np.maximum.at(act, reached, np.asarray(energy, np.float32))
+    act[slot] = 1.0
+    triggered = [int(ids[s]) for s in [slot, *reached] if kinds[s] in TRIGGER_KINDS]
+
+    # energy change of the pairs between the result token and its other neighbours
+    after = 0.0
+    if m:
+        final_edges = existing.copy()
+        if cand.size:
+            final_edges[np.nonzero(new)[0][ok]] = new_edges
+        after = sum(_pair_terms_with(st, cdna, slot, final_edges, o_pos, o_mass, o_rad, o_str).tolist())
+    energy_delta = after - before
+
+    neighbors = [
+        {
+            "token_id": i,
+            "distance": d,
+            "resonance": r,
+            "token_type": ENTITY_KINDS[kd],
+            "layer_affinity": AXES[a],
+        }
+        for i, d, r, kd, a in zip(
+            ids[nbr].tolist(),
+            nd.astype(np.float32).tolist(),
+            resonance.astype(np.float32).tolist(),
+            kinds[nbr].tolist(),
+            np.abs(tokens.np("pos")[nbr]).argmax(1).tolist(),
+        )
+    ]
+    padded = np.zeros(k)  # the batch path sums k columns with zeros for empty ones: same rounding
+    padded[: nd.size] = nd
+    anomaly = 1.0 if nd.size == 0 else min(float(padded.sum() / nd.size) / radius, 1.0)
+    return EmitResult(
+        token_id=int(ids[slot]),
+        is_novel=bool(novel),
+        neighbors=neighbors,
+        anomaly_score=float(np.float32(anomaly)),
+        resonance=neighbors[0]["resonance"] if neighbors else 0.0,
+        energy_delta=float(np.float32(energy_delta)),
+        activation_spread=len(reached),
+        triggered_actions=triggered,
+        processing_time_us=(time.perf_counter_ns() - t0_ns) / 1e3,
+    )
+
+
+def _pair_terms_with(
+    st: Stores,
+    cdna: CDNA,
+    slot: int,
+    edge: np.ndarray,
+    o_pos: np.ndarray,
+    o_mass: np.ndarray,
+    o_rad: np.ndarray,
+    o_str: np.ndarray,
+) -> np.ndarray:
+    """Pair energies between token ``slot`` (as it is now) and the given neighbours (``[m]``)."""
+    t = st.tokens
+    m = o_mass.size
+    has = edge >= 0
+    w = np.zeros(m)
+    rest = np.zeros(m)
+    if has.any():
+        w[has] = st.edges.np("weight")[edge[has]]
+        rest[has] = st.edges.np("rest")[edge[has]]
+    return pair_terms(
+        np.broadcast_to(t.np("pos")[slot].astype(np.float64), (m, 8)),
+        o_pos,
+        np.full(m, float(t.np("mass")[slot])),
+        o_mass,
+        np.full(m, float(t.np("radius")[slot])),
+        o_rad,
+        np.full(m, float(t.np("strength")[slot])),
+        o_str,
+        w,
+        rest,
+        has,
+        cdna,
+    )
