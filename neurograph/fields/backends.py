@@ -1,0 +1,285 @@
+"""Dynamics backends, selected by name: one step and one finalize per backend, same arithmetic.
+
+``reference``
+    Eager torch, forces by autograd of the potential (:mod:`neurograph.fields.reference`): the oracle.
+``eager``
+    The analytic dense gather forces (:mod:`neurograph.fields.forces`) in eager torch, any device.
+``compiled``
+    The same dense gather step under ``torch.compile`` (``dynamic=False``, one graph for the step and one
+    for the finalize). Only capacity-shaped tensors go in, so inserting tokens under capacity never
+    recompiles; a capacity doubling, a wider neighbour list or a new device compiles once more.
+``triton``
+    One fused Triton kernel per step on CUDA (:mod:`neurograph.kernels.force_step`): gather the
+    neighbour rows, forces in registers, reduce, integrate, write out of place (runs on CPU tensors under
+    ``TRITON_INTERPRET=1``, for tests).
+
+``auto`` picks ``triton`` on CUDA when triton is importable (else ``compiled``) and ``eager`` on the CPU,
+where ``compiled`` pays a compile of tens of seconds before it is faster (choose it for long runs on
+large systems: it is several times faster per step).
+
+Every backend implements the fused form of :func:`~neurograph.fields.integrate.leapfrog_step`: a step
+evaluates ``F(x_n)`` once, completes the previous step and advances this one; ``finalize`` completes the
+last step and returns the potential and kinetic energy. Langevin noise comes from the engine's
+generator (``torch.randn`` per step for the torch backends; one seed per call for the kernel's Philox
+stream), so runs are reproducible with the seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from neurograph.fields.forces import gather_forces
+from neurograph.fields.integrate import leapfrog_step
+from neurograph.fields.reference import reference_forces
+from neurograph.fields.system import ATTR_CODE, ATTR_MASS, FieldSystem
+from neurograph.kernels import triton_available
+
+__all__ = ["BACKENDS", "StepInputs", "make_backend", "resolve_backend"]
+
+BACKENDS = ("reference", "eager", "compiled", "triton")
+
+
+def resolve_backend(name: str, device: torch.device | str) -> str:
+    """The backend ``name`` stands for on ``device`` (``"auto"`` resolved; unknown names refused).
+
+    Raises:
+        ValueError: an unknown name, or ``triton`` where it cannot run.
+    """
+    dev = torch.device(device)
+    if name == "auto":
+        if dev.type == "cuda":
+            return "triton" if triton_available() else "compiled"
+        return "eager"
+    if name not in BACKENDS:
+        raise ValueError(f"dynamics backend must be 'auto' or one of {list(BACKENDS)}; got {name!r}")
+    if name == "triton" and not triton_available():
+        raise ValueError("dynamics backend 'triton' needs triton and CUDA (or TRITON_INTERPRET=1 on CPU)")
+    return name
+
+
+@dataclass(frozen=True, eq=False)
+class StepInputs:
+    """Everything a step reads besides ``(pos, vel, ctl)``; constant while the neighbour list holds.
+
+    Shapes:
+        nbr ``[C, k']`` int32, pos0 ``[C, 8]``, coef ``[10]``, lo/hi ``[8]``, spring_w/spring_rest
+        ``[C, D]`` (dense backends only).
+    """
+
+    system: FieldSystem
+    nbr: Tensor
+    pos0: Tensor
+    coef: Tensor
+    lo: Tensor
+    hi: Tensor
+    spring_w: Tensor | None = None
+    spring_rest: Tensor | None = None
+
+    def dense_args(self) -> tuple[Tensor, ...]:
+        """The tensors of :func:`dense_step` after ``(pos, vel, ctl)``, in order."""
+        s = self.system
+        return (self.pos0, self.nbr, s.attr, s.parent, s.edge_nbr, self.spring_w, self.spring_rest, s.scale)
+
+
+def dense_step(
+    pos: Tensor,
+    vel: Tensor,
+    ctl: Tensor,
+    pos0: Tensor,
+    nbr: Tensor,
+    attr: Tensor,
+    parent: Tensor,
+    edge_nbr: Tensor,
+    spring_w: Tensor,
+    spring_rest: Tensor,
+    scale: Tensor,
+    coef: Tensor,
+    lo: Tensor,
+    hi: Tensor,
+    noise: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One fused step with the dense gather forces (what ``eager`` runs and ``compiled`` compiles).
+
+    Returns:
+        ``(pos [C, 8], vel [C, 8], ctl [3])``.
+    """
+    force, _ = gather_forces(pos, nbr, attr, parent, edge_nbr, spring_w, spring_rest, scale, coef)
+    alive = attr[:, ATTR_CODE] >= 0
+    x, u, ctl, _ = leapfrog_step(
+        pos, vel, pos0, ctl, force, attr[:, ATTR_MASS], alive, scale, coef, lo, hi, noise
+    )
+    return x, u, ctl
+
+
+def dense_finalize(
+    pos: Tensor,
+    vel: Tensor,
+    ctl: Tensor,
+    pos0: Tensor,
+    nbr: Tensor,
+    attr: Tensor,
+    parent: Tensor,
+    edge_nbr: Tensor,
+    spring_w: Tensor,
+    spring_rest: Tensor,
+    scale: Tensor,
+    coef: Tensor,
+    lo: Tensor,
+    hi: Tensor,
+    noise: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Complete the last step: ``(vel [C, 8] at integer time, potential, kinetic)``."""
+    force, energy = gather_forces(pos, nbr, attr, parent, edge_nbr, spring_w, spring_rest, scale, coef)
+    alive = attr[:, ATTR_CODE] >= 0
+    mass = attr[:, ATTR_MASS]
+    _, u, _, kinetic = leapfrog_step(
+        pos, vel, pos0, ctl, force, mass, alive, scale, coef, lo, hi, noise, True
+    )
+    return u, energy.sum(), kinetic
+
+
+class TorchBackend:
+    """``reference``, ``eager`` or ``compiled``: the fused step in torch (see the module docstring)."""
+
+    dense = True  # reads the [C, D] spring tables
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "compiled":
+            self._step: Any = torch.compile(dense_step, dynamic=False, fullgraph=True)
+            self._finalize: Any = torch.compile(dense_finalize, dynamic=False, fullgraph=True)
+        else:
+            self._step, self._finalize = dense_step, dense_finalize
+
+    def step(self, pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Tensor | None) -> tuple:
+        """One step: ``(pos, vel, ctl)``."""
+        if self.name == "reference":
+            x, u, ctl, _ = self._reference(pos, vel, ctl, inp, noise, finalize=False)
+            return x, u, ctl
+        return self._step(pos, vel, ctl, *inp.dense_args(), inp.coef, inp.lo, inp.hi, noise)
+
+    def finalize(self, pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Tensor | None) -> tuple:
+        """Complete the last step: ``(vel, potential, kinetic)``."""
+        if self.name == "reference":
+            _, u, energy, kinetic = self._reference(pos, vel, ctl, inp, noise, finalize=True)
+            return u, energy, kinetic
+        return self._finalize(pos, vel, ctl, *inp.dense_args(), inp.coef, inp.lo, inp.hi, noise)
+
+    @staticmethod
+    def _reference(
+        pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Any, finalize: bool
+    ) -> tuple:
+        """The fused step with autograd forces: ``(pos, vel, ctl or energy, kinetic)``."""
+        s = inp.system
+        force, energy = reference_forces(pos, s, inp.nbr)
+        args = (s.mass, s.alive, s.scale, inp.coef, inp.lo, inp.hi, noise, finalize)
+        x, u, ctl, kinetic = leapfrog_step(pos, vel, inp.pos0, ctl, force, *args)
+        return x, u, (energy if finalize else ctl), kinetic
+
+    def begin(self, generator: torch.Generator, temperature: float, has_parents: bool) -> None:
+        """Start a call (nothing to prepare: the noise is drawn per step)."""
+
+    def noise(self, like: Tensor, generator: torch.Generator, temperature: float) -> Tensor | None:
+        """Standard normal ``[C, 8]`` for one step (``None`` at ``T = 0``)."""
+        if temperature <= 0:
+            return None
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def __repr__(self) -> str:
+        return f"TorchBackend({self.name!r})"
+
+
+class TritonBackend:
+    """``triton``: one fused kernel per step (:func:`neurograph.kernels.force_step.force_step_triton`).
+
+    Writes out of place into buffers it owns, never into a tensor it reads; rotates three control
+    buffers so that each launch zeroes the one the next launch accumulates into (no extra launch per
+    step). The Langevin noise is the kernel's Philox stream keyed by a per-call seed drawn from the
+    engine's generator and the step number.
+    """
+
+    dense = False
+
+    def __init__(self) -> None:
+        self.name = "triton"
+        self._key: tuple | None = None
+        self._seed = 0
+        self._counter = 0
+        self._parents = False
+        self._checked: StepInputs | None = None
+
+    def _alloc(self, pos: Tensor) -> None:
+        key = (tuple(pos.shape), pos.device)
+        if key != self._key:
+            self._key = key
+            self._pos = [torch.empty_like(pos) for _ in range(2)]
+            self._vel = [torch.empty_like(pos) for _ in range(3)]
+            self._ctl = [torch.zeros(3, dtype=torch.float32, device=pos.device) for _ in range(3)]
+            self._clean = [True, True, True]  # entry 0 of the control buffer is 0
+            self._child_sum = torch.zeros_like(pos)
+
+    @staticmethod
+    def _other(bufs: list[Tensor], *avoid: Tensor) -> int:
+        ptrs = {a.data_ptr() for a in avoid}
+        return next(i for i, b in enumerate(bufs) if b.data_ptr() not in ptrs)
+
+    def begin(self, generator: torch.Generator, temperature: float, has_parents: bool) -> None:
+        """Start a call: draw its Philox seed (one host transfer) and note whether parents exist."""
+        if temperature > 0:
+            self._seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
+        self._counter = 0
+        self._parents = has_parents
+        self._checked = None
+
+    def _launch(
+        self, pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Any, finalize: bool
+    ) -> tuple:
+        from neurograph.kernels.force_step import force_step_triton  # lazy: triton is optional
+
+        self._alloc(pos)
+        x_out = self._pos[self._other(self._pos, pos)]
+        u_out = self._vel[self._other(self._vel, vel, self._vel[2])] if not finalize else self._vel[2]
+        ptrs = [b.data_ptr() for b in self._ctl]
+        free = [i for i, p in enumerate(ptrs) if p != ctl.data_ptr()]
+        out = next(i for i in free if self._clean[i]) if not finalize else free[0]
+        reset = next(i for i in free if i != out)
+        s = inp.system
+        self._counter += 1
+        result = force_step_triton(
+            pos, vel, ctl, inp.pos0, inp.nbr, s.attr, s.parent, s.edge_nbr, s.edge_slot, s.degree,
+            s.edge_weight, s.edge_rest, s.scale, inp.coef, inp.lo, inp.hi, x_out, u_out,
+            self._ctl[out], self._ctl[reset],
+            seed=(self._seed << 32) | (self._counter & 0xFFFFFFFF), noise=noise is not None,
+            finalize=finalize, child_sum=self._child_sum if self._parents else None,
+            check=inp is not self._checked,  # validate once per set of inputs, not once per step
+        )  # fmt: skip
+        self._checked = inp
+        if not finalize:
+            self._clean[out], self._clean[reset] = False, True
+        return result
+
+    def step(self, pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Any) -> tuple:
+        """One step: ``(pos, vel, ctl)`` (views of the backend's buffers)."""
+        x, u, ctl, _ = self._launch(pos, vel, ctl, inp, noise, False)
+        return x, u, ctl
+
+    def finalize(self, pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Any) -> tuple:
+        """Complete the last step: ``(vel, potential, kinetic)``."""
+        _, u, _, energy = self._launch(pos, vel, ctl, inp, noise, True)
+        return u, energy[0], energy[1]
+
+    def noise(self, like: Tensor, generator: torch.Generator, temperature: float) -> bool | None:
+        """The kernel draws its own noise: a truthy marker (``None`` at ``T = 0``)."""
+        return True if temperature > 0 else None
+
+    def __repr__(self) -> str:
+        return "TritonBackend()"
+
+
+def make_backend(name: str) -> TorchBackend | TritonBackend:
+    """A backend object by (resolved) name."""
+    return TritonBackend() if name == "triton" else TorchBackend(name)
