@@ -117,6 +117,14 @@ class CDNA:
     activation_decay: float = 0.3  # E' = E * w * (1 - decay) per hop
     activation_depth: int = 3  # hops of spreading activation
     activation_threshold: float = 0.25  # energy below this does not reach a token
+    # --- emergent hierarchy (neurograph/hierarchy.py, neurograph/basins.py) ----------------------------
+    max_levels: int = 3  # levels of fields above the signal tokens (0: no hierarchy)
+    min_field_size: int = 5  # members a basin needs to become a field token
+    field_neighbors: int = 16  # k of the kNN graph the basins are found on
+    field_persistence: float = 1.0  # rise (in log mass density) a basin's peak needs above its saddle
+    field_link_confidence: float = 0.5  # learned edges at least this confident join the basin graph
+    field_overlap: float = 0.5  # shared share of the smaller member set that links an old and a new field
+    field_mass_max: float = 1e12  # heaviest field token (a field weighs the sum of its children)
 
     # ------------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -238,6 +246,17 @@ class CDNA:
                 f"allowed_edge_kinds has unknown relation groups {bad!r}; groups are "
                 + ", ".join(f"{n}=0x{g:02X}" for n, g in EDGE_GROUPS.items())
             )
+        for name, lo in (("max_levels", 0), ("min_field_size", 1), ("field_neighbors", 1)):
+            if getattr(self, name) < lo:
+                out.append(f"{name} = {getattr(self, name)} must be >= {lo}")
+        if not 0 < self.field_overlap <= 1:
+            out.append(f"field_overlap = {self.field_overlap} must lie in (0, 1]")
+        if not 0 <= self.field_link_confidence <= 1:
+            out.append(f"field_link_confidence = {self.field_link_confidence} must lie in [0, 1]")
+        if self.field_persistence < 0:
+            out.append(f"field_persistence = {self.field_persistence} must be >= 0")
+        if self.field_mass_max < self.mass_max:
+            out.append(f"field_mass_max = {self.field_mass_max} must be >= mass_max = {self.mass_max}")
         if not isinstance(self.name, str) or not self.name:
             out.append(f"name must be a non-empty profile name, got {self.name!r}")
         return out
