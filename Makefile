@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench clean
+.PHONY: help install run test lint bench eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,8 +35,15 @@ lint: install  ## ruff (lint + format check) and import-linter
 	$(VENV)/bin/ruff format --check neurograph tests scripts
 	$(VENV)/bin/lint-imports
 
-bench: install  ## the CPU benchmarks; JSON lands in benchmarks/results/
+bench: install  ## every benchmark (GPU rows run when CUDA is present); JSON lands in benchmarks/results/
 	$(PY) scripts/bench_emit.py
+	$(PY) scripts/bench_step.py
+	$(PY) scripts/bench_pipeline.py
+	$(PY) scripts/bench_persist.py
+
+eval: install  ## emergence of fields on digits and iris against k-means, HDBSCAN and MiniSom
+	$(PY) scripts/eval_emergence.py --dataset digits --sweep --also-steps 25
+	$(PY) scripts/eval_emergence.py --dataset iris --sweep --also-steps 25
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

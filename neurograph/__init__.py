@@ -20,7 +20,9 @@ from neurograph.errors import (
     UnknownToken,
 )
 from neurograph.events import Event, EventBus, Subscription
+from neurograph.fields import StepStats
 from neurograph.guardian import Guardian
+from neurograph.levels import Hierarchy
 from neurograph.results import ENTITY_KINDS, BatchResult, EmitResult
 from neurograph.space import AXES, DIM
 
@@ -38,14 +40,37 @@ __all__ = [
     "Event",
     "EventBus",
     "Guardian",
+    "Hierarchy",
     "InvalidCDNA",
     "InvalidQuery",
     "InvalidSignal",
     "NeurographError",
     "QuotaExceeded",
     "SignalSystem",
+    "StepStats",
     "StoreError",
     "Subscription",
     "UnknownToken",
     "__version__",
 ]
+
+_LAZY = {  # L3 adapters (DESIGN §10), imported on first use so that ``import neurograph`` stays light
+    "SignalPipeline": "neurograph.pipeline",
+    "Gateway": "neurograph.gateway",
+    "ActionController": "neurograph.actions",
+}
+
+
+def __getattr__(name: str) -> object:
+    """``ng.SignalPipeline``, ``ng.Gateway`` and ``ng.ActionController``, imported on first access."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neurograph' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -7,6 +7,11 @@ and the event bus. Signals come in through :meth:`Engine.emit` (one) and :meth:`
 is only built when someone listens), every CDNA change on ``status`` and every Guardian decision on
 ``logs``.
 
+The engine's other operations live beside it, one concept a module: the force-field dynamics, the
+hierarchy of fields and edge upkeep in :mod:`neurograph.engine_emergence` (``step``, ``run``,
+``hierarchy``, ``learn``), the store in :mod:`neurograph.engine_store` (``Engine(path=...)``,
+``Engine.open``, ``save``, ``close``). ``query`` is here, over :mod:`neurograph.query`.
+
 Engine time: ``tick`` counts accepted signals; row ``i`` of a batch happens at ``tick + i``. Tokens record
 the tick they were born and last seen.
 
@@ -16,6 +21,7 @@ the tick they were born and last seen.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -25,12 +31,18 @@ import pandas as pd
 import torch
 
 from neurograph.cdna import CDNA, CDNAHistory
+from neurograph.engine_emergence import EmergenceOps
+from neurograph.engine_store import StoreOps
 from neurograph.errors import InvalidSignal, UnknownToken
 from neurograph.events import EventBus, Subscription
+from neurograph.fields import Dynamics
 from neurograph.frames import edges_frame, tokens_frame
 from neurograph.guardian import Guardian
 from neurograph.ingest import Stores, ingest_batch, planned_bytes
+from neurograph.ingest_one import ingest_one
 from neurograph.neighbors import NeighborIndex
+from neurograph.persist import Store, StoreConfig
+from neurograph.query import Encoder, Query, run_query
 from neurograph.results import ENTITY_KINDS, BatchResult, EmitResult
 from neurograph.space import AXES
 from neurograph.state import EdgeState, TokenState
@@ -38,7 +50,7 @@ from neurograph.state import EdgeState, TokenState
 __all__ = ["Engine", "SignalSystem"]
 
 
-class Engine:
+class Engine(EmergenceOps, StoreOps):
     """Tokens in an 8-D semantic space, judged novel or familiar, linked and bounded by a CDNA.
 
     Args:
@@ -49,6 +61,20 @@ class Engine:
         capacity: initial token capacity (doubles when full).
         index_backend: neighbour search backend, see :class:`~neurograph.neighbors.NeighborIndex`.
         bus: an :class:`~neurograph.events.EventBus` to publish on (a new one by default).
+        hierarchy_every: rebuild the hierarchy every this many dynamics steps (``None``: only when
+            :meth:`hierarchy` is called).
+        dynamics: force-field backend of :meth:`step` / :meth:`run`: ``"auto"`` (``eager`` on the CPU,
+            ``triton`` on CUDA when triton is importable, else ``compiled``), ``"reference"``, ``"eager"``,
+            ``"compiled"`` or ``"triton"``; see :mod:`neurograph.fields.backends`.
+        path: a store directory (DESIGN §8): created if missing, continued (state loaded, its CDNA and
+            seed in force) if it holds a store; every state change is logged there before it returns.
+            ``None``: in memory only. See ``docs/persistence.md``.
+        durability: ``"full"`` (fsync per call, survives power loss), ``"normal"`` or ``"off"`` (survive
+            a killed process); see :mod:`neurograph.persist.log`.
+        snapshot_every: take a snapshot every this many logged signals (``None``: only ``save()`` and
+            ``close()``).
+        snapshot_seconds: take one when this many seconds passed since the last (checked when logging).
+        keep_snapshots: snapshots kept; the log before the oldest kept one is compacted away.
     """
 
     def __init__(
@@ -56,10 +82,17 @@ class Engine:
         device: str | torch.device = "cpu",
         cdna: CDNA | str | Mapping[str, Any] | None = None,
         seed: int = 0,
+        path: str | os.PathLike[str] | None = None,
         *,
         capacity: int = 1024,
         index_backend: str = "auto",
         bus: EventBus | None = None,
+        durability: str = "full",
+        snapshot_every: int | None = None,
+        snapshot_seconds: float | None = None,
+        keep_snapshots: int = 3,
+        hierarchy_every: int | None = None,
+        dynamics: str = "auto",
     ) -> None:
         self.device = _resolve_device(device)
         self.history = CDNAHistory([_resolve_cdna(cdna)])
@@ -73,6 +106,16 @@ class Engine:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.tick = 0
         self._counters = {"signals": 0, "novel": 0, "calls": 0, "emit_ns": 0}
+        self.dynamics = Dynamics(dynamics, self.device)  # issue 3: force field, neighbour list, step counter
+        self.hierarchy_every = hierarchy_every  # issue 4: periodic rebuilds (dynamics steps; validated)
+        self._hierarchy_steps = 0  # dynamics steps since the last rebuild
+        self._learned_at = 0  # tick of the last learn() (decay before it is applied)
+        # persistence (issue 6): keep this block last in __init__, loading a store replays the log through
+        # the engine's own methods, which need every attribute above
+        self._store: Store | None = None
+        if path is not None:
+            config = StoreConfig(durability, snapshot_every, snapshot_seconds, keep_snapshots)
+            self._store = Store.attach(self, path, config, cdna_given=cdna is not None)
 
     # --- the constitution ---------------------------------------------------------------------------
     @property
@@ -91,6 +134,7 @@ class Engine:
         self.bus.publish(
             "status", "cdna.updated", {"version": new.version, "hash": new.hash, "changes": changes}
         )
+        self._record("cdna.update", {"changes": changes, "version": new.version})
         return new
 
     def set_cdna(self, cdna: CDNA | str) -> CDNA:
@@ -100,6 +144,7 @@ class Engine:
         self.bus.publish(
             "status", "cdna.updated", {"version": new.version, "hash": new.hash, "name": new.name}
         )
+        self._record("cdna.set", {"cdna": new.to_dict(), "version": new.version})
         return new
 
     def rollback_cdna(self) -> CDNA:
@@ -107,6 +152,7 @@ class Engine:
         cur = self.history.rollback()
         self._conform()
         self.bus.publish("status", "cdna.rolled_back", {"version": cur.version, "hash": cur.hash})
+        self._record("cdna.rollback", {"version": cur.version})
         return cur
 
     def _conform(self) -> None:
@@ -117,7 +163,9 @@ class Engine:
         lo = torch.tensor(c.axis_min, device=self.device)
         hi = torch.tensor(c.axis_max, device=self.device)
         t.pos[:n] = torch.maximum(torch.minimum(t.pos[:n], hi), lo)
-        t.mass[:n].clamp_(c.mass_min, c.mass_max)
+        field = t.level[:n] > 0  # fields weigh the sum of their children, bounded by field_mass_max
+        upper = torch.where(field, c.field_mass_max, c.mass_max).to(t.mass.dtype)
+        t.mass[:n] = torch.minimum(t.mass[:n].clamp_min(c.mass_min), upper)
         t.radius[:n].clamp_(c.radius_min, c.radius_max)
         t.strength[:n].clamp_(c.strength_min, c.strength_max)
         m = e.count
@@ -157,9 +205,25 @@ class Engine:
         x, _ = self.guardian.check_vectors(vector, cdna, batch=False)
         pri = self.guardian.check_priorities(priority, 1, batch=False)
         kind = _kind_codes(meta.pop("kind", None), 1)
-        batch = self._ingest(x, pri, kind, t0)
-        result = batch[0]
-        self._publish(event_type, batch, meta)
+        if self.device.type != "cpu":
+            batch = self._ingest(x, pri, kind, t0)
+            self._log_emit(event_type, x, pri, kind, meta, batch)
+            self._publish(event_type, batch, meta)
+            return batch[0]
+        stores = Stores(self.token_state, self.edge_state, self.index, self.guardian)
+        result = ingest_one(stores, self.cdna, x[0], int(pri[0]), int(kind[0]), self.tick, t0)
+        self.tick += 1
+        c = self._counters
+        c["signals"] += 1
+        c["novel"] += result.is_novel
+        c["calls"] += 1
+        c["emit_ns"] += time.perf_counter_ns() - t0
+        self._log_emit(event_type, x, pri, kind, meta, result)
+        if self.bus.has_subscribers("signals", event_type):
+            data = result.to_dict()
+            if meta:
+                data["meta"] = dict(meta)
+            self.bus.publish("signals", event_type, data)
         return result
 
     def emit_batch(
@@ -194,6 +258,7 @@ class Engine:
         pri = self.guardian.check_priorities(priorities, b, batch=True)
         kind = _kind_codes(kinds, b)
         batch = self._ingest(x, pri, kind, t0)
+        self._log_emit(types, x, pri, kind, meta, batch)
         self._publish(types, batch, meta)
         return batch
 
@@ -228,7 +293,9 @@ class Engine:
         )
         self.edge_state.ensure_nodes(self.token_state.capacity, cdna.max_degree)
         self.index.add(slots)
-        return self.token_state.gather("ids", slots)
+        ids = self.token_state.gather("ids", slots)
+        self._record("add_tokens", arrays={"vectors": x, "priorities": pri, "kinds": kind, "token_ids": ids})
+        return ids
 
     def _ingest(self, x: np.ndarray, pri: np.ndarray, kind: np.ndarray, t0: int) -> BatchResult:
         stores = Stores(self.token_state, self.edge_state, self.index, self.guardian)
@@ -310,13 +377,21 @@ class Engine:
             "position": dict(zip(AXES, pos.tolist())),
         }
 
-    # --- dynamics (issue 3: neurograph/fields/) -------------------------------------------------------
+    # --- queries ------------------------------------------------------------------------------------
+    def query(self, text: str | Query, *, encoder: Encoder | None = None) -> pd.DataFrame:
+        """Rows of tokens, nodes, fields or edges selected by a query (the language: ``docs/query.md``).
 
-    # --- emergent hierarchy (issue 4: neurograph/hierarchy.py) ---------------------------------------
+        ``eng.query("find all nodes where type = 'concept' and mass > 1 order by hits desc limit 10")``;
+        ``near [8 numbers] within r`` adds a ``distance`` column (CDNA ``axis_scale`` metric) and orders by
+        it; ``near "<text>"`` needs ``encoder`` (``str -> 8 numbers``, e.g. the gateway's). Read only.
 
-    # --- queries (issue 5: neurograph/query.py) ------------------------------------------------------
+        Returns:
+            A DataFrame with the columns of :meth:`tokens` / :meth:`edges` (plus ``distance``).
 
-    # --- persistence (issue 6: neurograph/persist/) --------------------------------------------------
+        Raises:
+            InvalidQuery: a malformed query, with its line, column and what was expected there.
+        """
+        return run_query(text, self.token_state, self.edge_state, self.cdna.axis_scale, encoder=encoder)
 
     # --- events -------------------------------------------------------------------------------------
     def subscribe(

@@ -122,7 +122,10 @@ def ingest_batch(
     # "before" state for energy deltas (familiar rows only; novel tokens did not exist)
     fam = ~nov.is_novel
     existed = (slots < first_new)[:, None] & (nbr < first_new)  # both tokens existed before the batch
-    before = _pair_energy(st, cdna, slots, nbr, pair_mask & existed) if fam.any() else None
+    before = None
+    if fam.any():
+        old_edge = np.where(existed[pair_mask], existing, -1)
+        before = _pair_energy(st, cdna, slots, nbr, pair_mask, old_edge, existed)
 
     # 4. quotas, before anything grows
     bytes_after, alloc = planned_bytes(tokens, edges, n_new, plan.n_new, cdna.max_degree)
@@ -158,6 +161,7 @@ def ingest_batch(
         index.add(new_slots)
     edges.ensure_nodes(tokens.capacity, cdna.max_degree)
     # ... new edges and reinforced edges ...
+    first_new_edge = edges.count
     if plan.n_new:
         cnt = plan.new_count
         edges.append(
@@ -196,10 +200,10 @@ def ingest_batch(
     activation_spread = np.bincount(spread_rows, minlength=b)
     _raise_activation(tokens, spread_nodes, spread_energy)
     tokens.scatter("activation", slots, np.float32(1.0))
-    triggered = _triggered(tokens, slots, spread_rows, spread_nodes, b)
+    trig_ids, trig_off = _triggered(tokens, slots, spread_rows, spread_nodes, b)
 
     # 7. results
-    after = _pair_energy(st, cdna, slots, nbr, pair_mask)
+    after = _pair_energy(st, cdna, slots, nbr, pair_mask, plan.edges_after(first_new_edge))
     energy = after - (before if before is not None else 0.0)
     n_valid = valid.sum(1)
     mean_d = np.where(valid, nd, 0.0).sum(1) / np.maximum(n_valid, 1)
@@ -218,7 +222,8 @@ def ingest_batch(
         anomaly_scores=torch.from_numpy(anomaly.astype(np.float32)),
         energy_deltas=torch.from_numpy(energy.astype(np.float32)),
         activation_spread=torch.from_numpy(activation_spread.astype(np.int64)),
-        triggered_actions=triggered,
+        triggered_ids=trig_ids,
+        triggered_offsets=trig_off,
         processing_time_us=0.0,
         neighbor_kinds=nbr_kind,
         neighbor_affinity=nbr_aff,
@@ -296,17 +301,18 @@ def _raise_activation(tokens: TokenState, nodes: np.ndarray, energy: np.ndarray)
 
 def _triggered(
     tokens: TokenState, starts: np.ndarray, rows: np.ndarray, nodes: np.ndarray, b: int
-) -> list[list[int]]:
-    """Per row, the ids of activated tokens (the start included) of a trigger kind."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of activated tokens (each row's start included) of a trigger kind, as ``(ids, offsets [B+1])``."""
+    trigger = np.isin(tokens.gather("kind", np.arange(tokens.count)), TRIGGER_KINDS)  # (n,) per slot
+    if not trigger.any():
+        return np.zeros(0, np.int64), np.zeros(b + 1, np.int64)
     all_nodes = np.concatenate([starts, nodes])
-    hit = np.isin(tokens.gather("kind", all_nodes), TRIGGER_KINDS)
-    out: list[list[int]] = [[] for _ in range(b)]
-    if hit.any():
-        all_rows = np.concatenate([np.arange(b), rows])
-        ids = tokens.gather("ids", all_nodes[hit])
-        for r, i in zip(all_rows[hit].tolist(), ids.tolist()):
-            out[r].append(i)
-    return out
+    all_rows = np.concatenate([np.arange(b), rows])
+    hit = np.nonzero(trigger[all_nodes])[0]
+    hit = hit[np.argsort(all_rows[hit], kind="stable")]  # by row; within a row: start, then arrival order
+    offsets = np.zeros(b + 1, np.int64)
+    np.cumsum(np.bincount(all_rows[hit], minlength=b), out=offsets[1:])
+    return tokens.gather("ids", all_nodes[hit]), offsets
 
 
 def pair_energy(st: Stores, cdna: CDNA, t: np.ndarray, n: np.ndarray, edge: np.ndarray) -> np.ndarray:
@@ -365,15 +371,32 @@ def pair_terms(
     return e
 
 
-def _pair_energy(st: Stores, cdna: CDNA, slots: np.ndarray, nbr: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Sum over ``mask``ed neighbours of the pair energies between each row's token and the neighbour.
+def _pair_energy(
+    st: Stores,
+    cdna: CDNA,
+    slots: np.ndarray,
+    nbr: np.ndarray,
+    pair_mask: np.ndarray,
+    pair_edge: np.ndarray,
+    only: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per row, the summed pair energies between the row's token and its other neighbours.
 
-    Shapes:
-        slots ``[B]``, nbr ``[B, k]``, mask ``[B, k]`` -> ``[B]``.
+    Args:
+        slots: ``[B]`` result token of each row.
+        nbr: ``[B, k]`` neighbour slots.
+        pair_mask: ``[B, k]`` the co-activated pairs (row-major order = ``pair_edge`` order).
+        pair_edge: ``[P]`` edge slot joining each pair (-1: none).
+        only: ``[B, k]`` restricts the sum to these pairs (e.g. pairs that existed before the batch).
+
+    Returns:
+        ``[B]`` float64.
     """
     out = np.zeros(slots.shape[0])
-    rows, cols = np.nonzero(mask)
+    rows, cols = np.nonzero(pair_mask)
+    if only is not None:
+        keep = only[rows, cols]
+        rows, cols, pair_edge = rows[keep], cols[keep], pair_edge[keep]
     if rows.size:
-        t, n = slots[rows], nbr[rows, cols]
-        np.add.at(out, rows, pair_energy(st, cdna, t, n, st.edges.find(t, n)))
+        np.add.at(out, rows, pair_energy(st, cdna, slots[rows], nbr[rows, cols], pair_edge))
     return out

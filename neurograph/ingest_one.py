@@ -19,6 +19,7 @@ from neurograph.ingest import TRIGGER_KINDS, Stores, pair_terms, planned_bytes
 from neurograph.learning import ASSOCIATED_WITH, HYPOTHESIS, LEARNABLE, hebbian_success
 from neurograph.results import ENTITY_KINDS, EmitResult
 from neurograph.space import AXES
+from neurograph.state import TokenState
 
 __all__ = ["ingest_one"]
 
@@ -75,9 +76,12 @@ def ingest_one(
         o_mass = tokens.np("mass")[others].astype(np.float64)
         o_rad = tokens.np("radius")[others].astype(np.float64)
         o_str = tokens.np("strength")[others].astype(np.float64)
-    before = 0.0
-    if not novel and m:  # summed left to right, as the batch path accumulates
-        before = sum(_pair_terms_with(st, cdna, slot, existing, o_pos, o_mass, o_rad, o_str).tolist())
+        # the result token and the edges as they are before this signal
+        had = existing >= 0
+        w0 = np.where(had, edges.np("weight")[existing], 0.0)
+        rest0 = np.where(had, edges.np("rest")[existing], 0.0)
+        if not novel:
+            t0 = _token_row(tokens, slot)
 
     # quotas before anything grows
     bytes_after, alloc = planned_bytes(tokens, edges, int(novel), cand.size, cdna.max_degree)
@@ -117,7 +121,9 @@ def ingest_one(
             hi,
             tick,
             kind=ASSOCIATED_WITH,
-            weight=np.clip(cand_res, cdna.weight_min, cdna.weight_max).astype(np.float32),
+            weight=np.clip(cand_res * cdna.confidence_init, cdna.weight_min, cdna.weight_max).astype(
+                np.float32
+            ),
             rest=np.float32(cdna.rest_length),
             confidence=np.float32(min(1.0, cdna.confidence_init)),
             mutability=LEARNABLE if cdna.promotion_evidence <= 1 else HYPOTHESIS,
@@ -170,13 +176,33 @@ def ingest_one(
     triggered = [int(ids[s]) for s in [slot, *reached] if kinds[s] in TRIGGER_KINDS]
 
     # energy change of the pairs between the result token and its other neighbours
-    after = 0.0
-    if m:
-        final_edges = existing.copy()
+    energy_delta = 0.0
+    if m:  # pair energies before (familiar only: a novel token did not exist) and after, in one pass
+        final = existing.copy()
         if cand.size:
-            final_edges[np.nonzero(new)[0][ok]] = new_edges
-        after = sum(_pair_terms_with(st, cdna, slot, final_edges, o_pos, o_mass, o_rad, o_str).tolist())
-    energy_delta = after - before
+            final[np.nonzero(new)[0][ok]] = new_edges
+        has = final >= 0
+        w1 = np.where(has, edges.np("weight")[final], 0.0)
+        rest1 = np.where(has, edges.np("rest")[final], 0.0)
+        t1 = _token_row(tokens, slot)
+        rows = [t1] if novel else [t0, t1]
+        r = len(rows)
+        e = pair_terms(
+            np.concatenate([np.broadcast_to(row[0], (m, 8)) for row in rows]),
+            np.concatenate([o_pos] * r),
+            np.concatenate([np.full(m, row[1]) for row in rows]),
+            np.concatenate([o_mass] * r),
+            np.concatenate([np.full(m, row[2]) for row in rows]),
+            np.concatenate([o_rad] * r),
+            np.concatenate([np.full(m, row[3]) for row in rows]),
+            np.concatenate([o_str] * r),
+            np.concatenate([w1] if novel else [w0, w1]),
+            np.concatenate([rest1] if novel else [rest0, rest1]),
+            np.concatenate([has] if novel else [had, has]),
+            cdna,
+        ).tolist()
+        after = sum(e[-m:])  # summed left to right, as the batch path accumulates
+        energy_delta = after - (0.0 if novel else sum(e[:m]))
 
     neighbors = [
         {
@@ -210,36 +236,11 @@ def ingest_one(
     )
 
 
-def _pair_terms_with(
-    st: Stores,
-    cdna: CDNA,
-    slot: int,
-    edge: np.ndarray,
-    o_pos: np.ndarray,
-    o_mass: np.ndarray,
-    o_rad: np.ndarray,
-    o_str: np.ndarray,
-) -> np.ndarray:
-    """Pair energies between token ``slot`` (as it is now) and the given neighbours (``[m]``)."""
-    t = st.tokens
-    m = o_mass.size
-    has = edge >= 0
-    w = np.zeros(m)
-    rest = np.zeros(m)
-    if has.any():
-        w[has] = st.edges.np("weight")[edge[has]]
-        rest[has] = st.edges.np("rest")[edge[has]]
-    return pair_terms(
-        np.broadcast_to(t.np("pos")[slot].astype(np.float64), (m, 8)),
-        o_pos,
-        np.full(m, float(t.np("mass")[slot])),
-        o_mass,
-        np.full(m, float(t.np("radius")[slot])),
-        o_rad,
-        np.full(m, float(t.np("strength")[slot])),
-        o_str,
-        w,
-        rest,
-        has,
-        cdna,
+def _token_row(tokens: TokenState, slot: int) -> tuple[np.ndarray, float, float, float]:
+    """``(pos [8] float64, mass, radius, strength)`` of one token, as they are now."""
+    return (
+        tokens.np("pos")[slot].astype(np.float64),
+        float(tokens.np("mass")[slot]),
+        float(tokens.np("radius")[slot]),
+        float(tokens.np("strength")[slot]),
     )

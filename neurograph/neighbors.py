@@ -154,12 +154,16 @@ def _tree_query(
         exhausted = ~found[:, -1] | (kq >= n)
         done = (keep.sum(1) >= k) | exhausted
         if done.any():
-            # cKDTree sorts by distance only: fix exact ties by index
             li, ld = lab[done], d[done]
+            if exclude is not None or clean is not None:
+                # dropping entries keeps the distance order: a stable compaction, not a sort
+                order = np.argsort(li < 0, axis=1, kind="stable")
+                li, ld = np.take_along_axis(li, order, 1), np.take_along_axis(ld, order, 1)
+            # cKDTree sorts by distance only: fix exact ties by index, on the rows that have some
             fin = np.isfinite(ld)
-            ties = (ld[:, 1:] == ld[:, :-1]) & fin[:, 1:]
-            if ties.any() or exclude is not None or clean is not None:
-                li, ld = sort_rows(li, ld)
+            tie_rows = ((ld[:, 1:] == ld[:, :-1]) & fin[:, 1:]).any(1)
+            if tie_rows.any():
+                li[tie_rows], ld[tie_rows] = sort_rows(li[tie_rows], ld[tie_rows])
             li, ld = _pad(li[:, :k], ld[:, :k], k)
             out_idx[rows[done]] = li
             out_d[rows[done]] = ld
@@ -241,6 +245,15 @@ class NeighborIndex:
             return
         self._grow_masks()
         slots = np.asarray(slots, np.int64)
+        if slots.size == 1:  # the single-emit path: plain scalar bookkeeping
+            slot = int(slots[0])
+            if self._clean[slot]:
+                self._clean[slot] = False
+                self._dirty += 1
+            row = self._buf_row[slot]
+            if row >= 0:
+                self._buf_pts[row] = self.tokens.np("pos")[slot] * self._sqrt_scale
+                return
         clean = self._clean[slots]
         if clean.any():
             self._dirty += int(np.unique(slots[clean]).size)

@@ -108,7 +108,8 @@ class BatchResult:
         token_ids ``[B]`` int64, is_novel ``[B]`` bool, neighbor_ids ``[B, k]`` int64 (-1 padded),
         neighbor_distances ``[B, k]`` float32 (inf padded), neighbor_resonance ``[B, k]`` float32,
         anomaly_scores ``[B]`` float32, energy_deltas ``[B]`` float32, activation_spread ``[B]`` int64;
-        triggered_actions: ``B`` lists of ids.
+        triggered_ids ``[T]`` int64 with triggered_offsets ``[B + 1]``: row ``i`` triggered
+        ``triggered_ids[offsets[i]:offsets[i + 1]]`` (see :attr:`triggered_actions`).
     """
 
     token_ids: torch.Tensor
@@ -119,7 +120,8 @@ class BatchResult:
     anomaly_scores: torch.Tensor
     energy_deltas: torch.Tensor
     activation_spread: torch.Tensor
-    triggered_actions: list[list[int]]
+    triggered_ids: np.ndarray
+    triggered_offsets: np.ndarray
     processing_time_us: float
     neighbor_kinds: np.ndarray  # [B, k] entity kind codes of the neighbours
     neighbor_affinity: np.ndarray  # [B, k] axis index of each neighbour's largest |component|
@@ -159,9 +161,18 @@ class BatchResult:
             resonance=neighbors[0]["resonance"] if neighbors else 0.0,
             energy_delta=float(self.energy_deltas[i]),
             activation_spread=int(self.activation_spread[i]),
-            triggered_actions=list(self.triggered_actions[i]),
+            triggered_actions=self.triggered_ids[
+                self.triggered_offsets[i] : self.triggered_offsets[i + 1]
+            ].tolist(),
             processing_time_us=self.processing_time_us / max(n, 1),
         )
+
+    @property
+    def triggered_actions(self) -> list[list[int]]:
+        """Per row, the ids of activated tokens of kind actuator or goal."""
+        ids = self.triggered_ids.tolist()
+        off = self.triggered_offsets.tolist()
+        return [ids[off[i] : off[i + 1]] for i in range(len(self))]
 
     @property
     def novel_rate(self) -> float:

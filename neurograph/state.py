@@ -21,156 +21,21 @@ for cheap small updates; on CUDA the host gathers what it needs once per call.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from neurograph.errors import CapacityError
 from neurograph.space import DIM
+from neurograph.tensors import Column, TensorStore, cumcount
 
 __all__ = ["STRUCTURAL_GROUP", "Column", "EdgeState", "TokenState", "cumcount"]
 
 STRUCTURAL_GROUP = 0x60  # relation group of part_of edges, kept out of the adjacency table
 
 
-@dataclass(frozen=True)
-class Column:
-    """One tensor of a store: its name, trailing shape, dtype and fill value of empty slots."""
-
-    name: str
-    tail: tuple[int, ...]
-    dtype: torch.dtype
-    fill: float | int | bool = 0
-
-
-class _Store:
-    """A struct of tensors sharing a leading capacity dimension, growing by doubling."""
-
-    SCHEMA: ClassVar[tuple[Column, ...]] = ()
-
-    def __init__(self, capacity: int, device: torch.device | str = "cpu") -> None:
-        if capacity < 1:
-            raise CapacityError(f"capacity must be >= 1, got {capacity}")
-        self.device = torch.device(device)
-        self.capacity = int(capacity)
-        self.count = 0  # slots in use (host-side, no sync)
-        self._np: dict[str, np.ndarray] = {}
-        for col in self.SCHEMA:
-            setattr(self, col.name, self._alloc(col, self.capacity))
-
-    # --- allocation ---------------------------------------------------------------------------------
-    def _alloc(self, col: Column, capacity: int) -> torch.Tensor:
-        return torch.full((capacity, *col.tail), col.fill, dtype=col.dtype, device=self.device)
-
-    @classmethod
-    def bytes_per_slot(cls) -> int:
-        """Bytes one slot takes across every tensor of the schema."""
-        cached = cls.__dict__.get("_bytes_per_slot")
-        if cached is None:
-            cached = 0
-            for col in cls.SCHEMA:
-                n = 1
-                for t in col.tail:
-                    n *= t
-                cached += n * torch.empty((), dtype=col.dtype).element_size()
-            cls._bytes_per_slot = cached
-        return cached
-
-    def _write(self, name: str, sl: slice, value: Any) -> None:
-        """``column[sl] = value`` from host values (numpy view on CPU: no torch dispatch)."""
-        if self.device.type == "cpu":
-            self.np(name)[sl] = value.numpy() if isinstance(value, torch.Tensor) else value
-        else:
-            target = getattr(self, name)
-            target[sl] = torch.as_tensor(value, dtype=target.dtype).to(self.device)
-
-    def nbytes(self) -> int:
-        """Real tensor footprint at the current capacity."""
-        return sum(t.numel() * t.element_size() for _, t in self.tensors())
-
-    def grow(self, min_capacity: int) -> int:
-        """Double the capacity until it holds ``min_capacity`` slots; returns the new capacity."""
-        if min_capacity <= self.capacity:
-            return self.capacity
-        new = self.capacity
-        while new < min_capacity:
-            new *= 2
-        self._resize(new)
-        return new
-
-    def _resize(self, new: int) -> None:
-        if new < self.count:
-            raise CapacityError(f"cannot shrink to {new} slots: {self.count} in use")
-        for col in self.SCHEMA:
-            old = getattr(self, col.name)
-            fresh = self._alloc(col, new)
-            n = min(old.shape[0], new)
-            fresh[:n] = old[:n]
-            setattr(self, col.name, fresh)
-        self.capacity = new
-        self._np.clear()
-
-    # --- access -------------------------------------------------------------------------------------
-    def tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """``(name, tensor)`` for every column of the schema."""
-        for col in self.SCHEMA:
-            yield col.name, getattr(self, col.name)
-
-    def np(self, name: str) -> np.ndarray:
-        """Numpy view of a CPU column (shares memory: writes land in the tensor)."""
-        view = self._np.get(name)
-        if view is None:
-            tensor = getattr(self, name)
-            if tensor.device.type != "cpu":
-                raise CapacityError(f"np({name!r}) needs a CPU store; this one is on {tensor.device}")
-            view = tensor.numpy()
-            self._np[name] = view
-        return view
-
-    def gather(self, name: str, idx: np.ndarray) -> np.ndarray:
-        """Host copy of ``column[idx]`` (numpy fancy indexing on CPU, one transfer on CUDA)."""
-        if self.device.type == "cpu":
-            return self.np(name)[idx]
-        t = getattr(self, name)
-        return t[torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)].cpu().numpy()
-
-    def scatter(self, name: str, idx: np.ndarray, values: np.ndarray | float | int) -> None:
-        """``column[idx] = values`` from host values."""
-        if self.device.type == "cpu":
-            self.np(name)[idx] = values
-            return
-        t = getattr(self, name)
-        i = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
-        t[i] = torch.as_tensor(values, dtype=t.dtype).to(self.device)
-
-    def to(self, device: torch.device | str) -> None:
-        """Move every tensor to ``device`` in place."""
-        self.device = torch.device(device)
-        for name, t in self.tensors():
-            setattr(self, name, t.to(self.device))
-        self._np.clear()
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The used rows of every column (CPU copies)."""
-        return {name: t[: self.count].detach().cpu().contiguous() for name, t in self.tensors()}
-
-    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Inverse of :meth:`state_dict`: capacity grows as needed; missing columns keep their fill."""
-        count = next(iter(tensors.values())).shape[0] if tensors else 0
-        self.count = 0
-        self.grow(max(count, 1))
-        for col in self.SCHEMA:
-            t = getattr(self, col.name)
-            t.fill_(col.fill)
-            if col.name in tensors:
-                t[:count] = tensors[col.name].to(self.device, col.dtype)
-        self.count = count
-
-
-class TokenState(_Store):
+class TokenState(TensorStore):
     """Tokens: positions, dynamics and bookkeeping (DESIGN §2).
 
     Shapes:
@@ -267,7 +132,7 @@ class TokenState(_Store):
         return out
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], next_id: int | None = None) -> None:
-        """Restore tokens (see :meth:`_Store.load_state_dict`) and rebuild the host id map."""
+        """Restore tokens (see :meth:`TensorStore.load_state_dict`) and rebuild the host id map."""
         super().load_state_dict(tensors)
         ids = self.ids[: self.count].cpu().numpy()
         alive = self.alive[: self.count].cpu().numpy()
@@ -277,7 +142,7 @@ class TokenState(_Store):
         self.n_alive = int(alive.sum())
 
 
-class EdgeState(_Store):
+class EdgeState(TensorStore):
     """Edges between token slots, plus the adjacency table of learned edges (DESIGN §2).
 
     Shapes:
@@ -362,15 +227,6 @@ class EdgeState(_Store):
         self.nbr[:rows, :width] = old[1]
         self.degree[:rows] = old[2]
 
-    def np(self, name: str) -> np.ndarray:
-        if name in self._NODE_TABLES:
-            view = self._np.get(name)
-            if view is None:
-                view = getattr(self, name).numpy()
-                self._np[name] = view
-            return view
-        return super().np(name)
-
     def to(self, device: torch.device | str) -> None:
         super().to(device)
         for name in self._NODE_TABLES:
@@ -400,9 +256,11 @@ class EdgeState(_Store):
         kind = np.broadcast_to(np.asarray(values.get("kind", 0), dtype=np.int64), (n,))
         learned = (kind & 0xF0) != STRUCTURAL_GROUP
         if learned.any():
-            nodes = np.concatenate([np.asarray(src)[learned], np.asarray(dst)[learned]]).astype(np.int64)
+            l_src, l_dst = np.asarray(src)[learned], np.asarray(dst)[learned]
+            nodes = np.concatenate([l_src, l_dst]).astype(np.int64)
             self.ensure_nodes(int(nodes.max()) + 1)
-            if (self.gather("degree", nodes) + cumcount(nodes) >= self.max_degree).any():
+            col = self.gather("degree", nodes) + cumcount(nodes)  # where each edge enters a node's row
+            if (col >= self.max_degree).any():
                 raise CapacityError("adjacency row overflow: the caller must enforce max_degree")
         start = self.count
         stop = start + n
@@ -418,17 +276,20 @@ class EdgeState(_Store):
         self.count = stop
         self.n_alive += n
         if learned.any():
-            self._link(slots[learned], np.asarray(src)[learned], np.asarray(dst)[learned])
+            self._link(slots[learned], l_src, l_dst, col)
         return slots
 
-    def _link(self, edges: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
-        """Enter learned edges in the adjacency rows of both endpoints."""
+    def _link(
+        self, edges: np.ndarray, src: np.ndarray, dst: np.ndarray, col: np.ndarray | None = None
+    ) -> None:
+        """Enter learned edges in the adjacency rows of both endpoints (``col``: precomputed columns)."""
         nodes = np.concatenate([src, dst]).astype(np.int64)
         others = np.concatenate([dst, src]).astype(np.int32)
         eslots = np.concatenate([edges, edges]).astype(np.int32)
         self.ensure_nodes(int(nodes.max()) + 1)
-        col = self.gather("degree", nodes) + cumcount(nodes)
-        if self.device.type == "cpu":
+        if col is None:
+            col = self.gather("degree", nodes) + cumcount(nodes)
+        if self._cpu:
             self.np("adj")[nodes, col] = eslots
             self.np("nbr")[nodes, col] = others
             np.add.at(self.np("degree"), nodes, 1)
@@ -470,7 +331,7 @@ class EdgeState(_Store):
         b = np.asarray(b, dtype=np.int64)
         if a.size == 0:
             return np.zeros(0, dtype=np.int64)
-        if self.device.type == "cpu":
+        if self._cpu:
             hit = self.np("nbr")[a] == b[:, None]  # (P, D); empty entries are -1, never a slot
             found = hit.any(1)
             out = np.full(a.shape, -1, dtype=np.int64)
@@ -483,17 +344,3 @@ class EdgeState(_Store):
         col = hit_t.int().argmax(1)
         slot = torch.where(hit_t.any(1), self.adj[a_t, col].long(), -1)
         return slot.cpu().numpy()
-
-
-def cumcount(keys: np.ndarray) -> np.ndarray:
-    """Occurrence number of each element among equal earlier elements: ``[5, 3, 5, 5] -> [0, 0, 1, 2]``."""
-    keys = np.asarray(keys)
-    if keys.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    start = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
-    group_start = np.maximum.accumulate(np.where(start, np.arange(keys.size), 0))
-    ranks = np.empty(keys.size, dtype=np.int64)
-    ranks[order] = np.arange(keys.size) - group_start
-    return ranks

@@ -204,10 +204,14 @@ def test_batch_result_rows_and_tensors():
 def test_spreading_activation_and_triggered_actions():
     eng = ng.Engine()
     goal = eng.emit(CHAT, [0.0] * 8, kind="goal").token_id
-    eng.emit(CHAT, [0.0] * 7 + [0.15], kind="concept")  # novel, linked to the goal
-    r = eng.emit(CHAT, [0.0] * 7 + [0.15])  # familiar: resonates, spreads over the edge to the goal
+    eng.emit(CHAT, [0.0] * 7 + [0.12], kind="concept")  # novel, linked to the goal by a weak hypothesis
+    first = eng.emit(CHAT, [0.0] * 7 + [0.12])  # familiar: resonates, but the new edge conducts too little
+    assert first.activation_spread == 0 and first.triggered_actions == []
+    for _ in range(5):  # co-activation pulls the edge weight toward the resonance (Hebbian)
+        r = eng.emit(CHAT, [0.0] * 7 + [0.12])
     assert r.activation_spread >= 1
     assert goal in r.triggered_actions
+    assert eng.tokens().set_index("id").activation[goal] > 0.25
 
 
 def test_signals_are_published_on_the_bus():
