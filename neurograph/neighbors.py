@@ -42,6 +42,7 @@ __all__ = ["NeighborIndex", "knn_arrays", "sort_rows"]
 _EMPTY_I = np.zeros(0, np.int64)
 _EMPTY_D = np.zeros(0)
 _BRUTE_PAIRS = 262_144  # Q * N below which numpy brute force beats building a tree
+_REBUILD_WORK = 25  # a tree rebuild costs about this many brute-force distance evaluations per token
 _LEAFSIZE = 32  # cKDTree leaf size: measured faster than the default 16 for 8-D queries with k = 16
 
 
@@ -231,6 +232,7 @@ class NeighborIndex:
         self._buf_pts = np.zeros((64, 8))
         self._buf_row = np.zeros(0, np.int64)
         self._buf_n = 0
+        self._buf_work = 0  # distance evaluations spent brute-forcing the buffer since the last rebuild
 
     def add(self, slots: np.ndarray) -> None:
         """New indexable tokens."""
@@ -280,6 +282,13 @@ class NeighborIndex:
 
     def _buf_put(self, slots: np.ndarray) -> None:
         """Insert or refresh buffer rows with the tokens' current (scaled) positions."""
+        if slots.size == 1 and self._buf_row[slots[0]] < 0 and self._buf_n < self._buf_slots.shape[0]:
+            slot, n = int(slots[0]), self._buf_n  # one new token (the single-emit path)
+            self._buf_slots[n] = slot
+            self._buf_pts[n] = self.tokens.np("pos")[slot] * self._sqrt_scale
+            self._buf_row[slot] = n
+            self._buf_n = n + 1
+            return
         pts = self.tokens.np("pos")[slots].astype(np.float64) * self._sqrt_scale
         rows = self._buf_row[slots]
         present = rows >= 0
@@ -454,15 +463,21 @@ class NeighborIndex:
             )
 
     def _maybe_rebuild(self, nq: int) -> None:
+        """Rebuild the tree when keeping the buffer has cost more than a rebuild would (ski rental).
+
+        Small queries brute-force the buffer: each costs about ``nq * buffer`` distance evaluations, a
+        rebuild about ``_REBUILD_WORK`` evaluations per indexed token. The work spent on the buffer since
+        the last rebuild is summed, and once it exceeds the cost of a rebuild the tree is rebuilt; large
+        batches search the buffer with a throw-away tree instead, and rebuild when the pending set (buffer
+        and dirty tokens) outgrows ``rebuild_fraction`` of the bulk.
+        """
         if self._tree is not None:
             bulk = max(len(self._tree_slots), 1)
             buf = self._buf_len()
+            if nq * buf <= _BRUTE_PAIRS:
+                self._buf_work += nq * buf
             pending = buf + self._dirty
-            # big batches search a large buffer with a throw-away tree, small queries by brute force:
-            # rebuild when the pending set outgrows a fraction of the bulk, or when a small query would
-            # brute-force a buffer so large that the rebuild is cheaper over the next queries
-            small_query_limit = 4096 if nq * buf <= _BRUTE_PAIRS else math.inf
-            if pending <= max(2048, self.rebuild_fraction * bulk) and buf <= small_query_limit:
+            if pending <= max(2048, self.rebuild_fraction * bulk) and self._buf_work <= _REBUILD_WORK * bulk:
                 return
         self.rebuild()
 
@@ -479,5 +494,6 @@ class NeighborIndex:
         self._clean[slots] = True
         self._buf_row = np.full(t.capacity, -1, np.int64)
         self._buf_n = 0
+        self._buf_work = 0
         self._dirty = 0
         self.rebuilds += 1
