@@ -35,6 +35,7 @@ semantics: a cell met twice in one batch scores the second time against the firs
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,9 +213,10 @@ class ExperienceStream:
 
 
 # --- samplers ---------------------------------------------------------------------------------------------
-class _Sampler:
-    def probs(self, stream: ExperienceStream) -> Tensor:  # pragma: no cover - overridden
-        raise NotImplementedError
+class _Sampler(ABC):
+    @abstractmethod
+    def probs(self, stream: ExperienceStream) -> Tensor:
+        """``[size]`` sampling probabilities of the buffer rows."""
 
     def __call__(self, stream: ExperienceStream, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` buffer rows drawn with replacement from :meth:`probs`. Shapes: ``-> [n]`` int64."""

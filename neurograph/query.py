@@ -39,6 +39,7 @@ order is one stable sort of the selected rows, and the DataFrame is built only f
 from __future__ import annotations
 
 import operator
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -197,7 +198,7 @@ class _Names:
 Value = torch.Tensor | _Names | int | float | str  # an evaluated operand
 
 
-class _Table:
+class _Table(ABC):
     """Columns of one table over the used slots ``[:n]``, computed on first use."""
 
     name: str
@@ -208,14 +209,17 @@ class _Table:
     def __init__(self) -> None:
         self._cache: dict[str, torch.Tensor | _Names] = {}
 
-    def rows(self) -> torch.Tensor:  # (n,) bool: the rows of the table
-        raise NotImplementedError
+    @abstractmethod
+    def rows(self) -> torch.Tensor:
+        """``[n]`` bool: which used slots are rows of this table."""
 
+    @abstractmethod
     def compute(self, name: str) -> torch.Tensor | _Names:
-        raise NotImplementedError
+        """Column ``name`` over the used slots."""
 
+    @abstractmethod
     def frame(self, idx: torch.Tensor) -> pd.DataFrame:
-        raise NotImplementedError
+        """The selected rows as a DataFrame with the table's columns."""
 
     def distance(self, q: Query, point: np.ndarray, scale: Sequence[float]) -> torch.Tensor:
         """``[n]`` float64 weighted distances of the rows to ``point`` (also the ``distance`` column)."""

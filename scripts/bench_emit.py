@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchmeta import machine
 from scipy.spatial import cKDTree
 
 import neurograph as ng
@@ -155,26 +153,6 @@ def bench_gpu(dist: str, n: int, batch: int, repeats: int, seed: int) -> dict:
         "emit_batch_events_per_s": batch / t_emit,
         "ratio_vs_cdist_topk": t_base / t_emit,
         "novel_rate": res.novel_rate,
-    }
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
 

@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import benchmeta
 import numpy as np
 import torch
 
@@ -41,24 +39,7 @@ MODES = ("memory", "off", "normal", "full", "full+snapshots")
 
 
 def machine(store_dir: Path) -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "store_filesystem": filesystem(store_dir),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+    return benchmeta.machine(store_filesystem=filesystem(store_dir))
 
 
 def filesystem(path: Path) -> str:

@@ -30,7 +30,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchmeta import machine
 
 from neurograph.cdna import CDNA
 from neurograph.fields import FieldSystem, ForceParams, Verlet
@@ -271,25 +271,6 @@ def time_gpu_limits(limits, x: torch.Tensor, nbr: torch.Tensor, device: str, ste
     return time_steps(run, device, steps, reps)[0]
 
 
-def machine() -> dict:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as fh:
-        cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "triton_interpret": os.environ.get("TRITON_INTERPRET", "0") == "1",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, nargs="*", default=[10_000, 100_000], help="CPU sizes")
@@ -305,7 +286,13 @@ def main() -> None:
     a = p.parse_args()
     if a.smoke:
         a.n, a.gpu_n, a.steps, a.reps = [2000], [512], 2, 1
-    results = {"machine": machine(), "args": vars(a), "notes": NOTES, "cpu": [], "gpu": []}
+    results = {
+        "machine": machine(triton_interpret=os.environ.get("TRITON_INTERPRET", "0") == "1"),
+        "args": vars(a),
+        "notes": NOTES,
+        "cpu": [],
+        "gpu": [],
+    }
     print("# force-field step;", json.dumps(results["machine"]), flush=True)
     for i, n in enumerate(a.n):
         results["cpu"].append(bench_cpu(n, a.k, a.degree, a.steps, a.reps, smallest=i == 0))
