@@ -128,7 +128,10 @@ class Engine(EmergenceOps, StoreOps):
 
         Raises:
             InvalidCDNA: unknown fields or broken rules (all listed); nothing changes.
+            QuotaExceeded: a wider degree bound would grow the adjacency tables past the memory quota
+                (nothing changes).
         """
+        self._check_widening(self.cdna.replace(**changes))
         new = self.history.update(**changes)
         self._conform()
         self.bus.publish(
@@ -139,7 +142,9 @@ class Engine(EmergenceOps, StoreOps):
 
     def set_cdna(self, cdna: CDNA | str) -> CDNA:
         """Switch to another whole constitution (a :class:`CDNA` or a profile name) as a new version."""
-        new = self.history.set(_resolve_cdna(cdna))
+        cdna = _resolve_cdna(cdna)
+        self._check_widening(cdna)
+        new = self.history.set(cdna)
         self._conform()
         self.bus.publish(
             "status", "cdna.updated", {"version": new.version, "hash": new.hash, "name": new.name}
@@ -149,11 +154,22 @@ class Engine(EmergenceOps, StoreOps):
 
     def rollback_cdna(self) -> CDNA:
         """Go back exactly one CDNA version (the state is brought within its bounds)."""
+        if len(self.history) > 1:
+            self._check_widening(self.history.versions[-2])
         cur = self.history.rollback()
         self._conform()
         self.bus.publish("status", "cdna.rolled_back", {"version": cur.version, "hash": cur.hash})
         self._record("cdna.rollback", {"version": cur.version})
         return cur
+
+    def _check_widening(self, cdna: CDNA) -> None:
+        """Refuse, before anything changes, a CDNA whose wider degree bound would reallocate the
+        adjacency tables past its memory quota or the free device memory."""
+        after, alloc = planned_bytes(self.token_state, self.edge_state, 0, 0, cdna.max_degree)
+        if alloc:
+            self.guardian.check_growth(
+                cdna, tokens_after=0, edges_after=0, bytes_after=after, alloc_bytes=alloc, device=self.device
+            )
 
     def _conform(self) -> None:
         """Clamp every stored value into the bounds of the CDNA in force and enforce the degree bound."""

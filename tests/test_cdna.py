@@ -156,3 +156,14 @@ def test_engine_cdna_changes_apply_to_the_state():
     assert [e.event_type for e in events] == ["cdna.updated", "cdna.rolled_back"]
     eng.set_cdna("analyst")
     assert eng.cdna.strict and eng.cdna.version == 3
+
+
+def test_a_wider_degree_bound_past_the_memory_quota_is_refused_before_anything_changes():
+    eng = ng.Engine()
+    eng.emit_batch("signal.input.x", np.random.default_rng(1).uniform(-0.2, 0.2, (50, 8)))
+    footprint = eng.stats()["memory_bytes"]
+    eng.update_cdna(max_memory_bytes=footprint + 1024)  # no growth: accepted
+    with pytest.raises(ng.QuotaExceeded) as info:
+        eng.update_cdna(max_degree=512)  # the adjacency tables would grow 16-fold
+    assert info.value.quota == "max_memory_bytes"
+    assert eng.cdna.max_degree == 32 and eng.edge_state.max_degree == 32 and eng.cdna.version == 2
