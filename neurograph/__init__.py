@@ -9,6 +9,7 @@ dependencies (server, notebooks, W&B) are imported from their own subpackages.
 from __future__ import annotations
 
 from neurograph.cdna import CDNA, CDNAHistory
+from neurograph.emit.results import BatchResult, EmitResult
 from neurograph.engine import Engine, SignalSystem
 from neurograph.errors import (
     InvalidCDNA,
@@ -22,8 +23,8 @@ from neurograph.errors import (
 from neurograph.events import Event, EventBus, Subscription
 from neurograph.fields import StepStats
 from neurograph.guardian import Guardian
-from neurograph.levels import Hierarchy
-from neurograph.results import ENTITY_KINDS, BatchResult, EmitResult
+from neurograph.hierarchy.view import Hierarchy
+from neurograph.kinds import ENTITY_KINDS
 from neurograph.space import AXES, DIM
 
 __version__ = "0.1.0.dev0"

@@ -35,24 +35,10 @@ from typing import Any
 import yaml
 
 from neurograph.errors import InvalidCDNA
+from neurograph.kinds import EDGE_GROUPS
 from neurograph.space import AXES, DIM
 
-__all__ = ["CDNA", "EDGE_GROUPS", "PROFILES", "CDNAHistory"]
-
-#: Relation groups of edge kinds (DESIGN §2); an edge kind belongs to group ``kind & 0xF0``.
-EDGE_GROUPS: dict[str, int] = {
-    "semantic": 0x00,
-    "causal": 0x10,
-    "temporal": 0x20,
-    "spatial": 0x30,
-    "logical": 0x40,
-    "associative": 0x50,
-    "structural": 0x60,
-    "functional": 0x70,
-    "emotional": 0x80,
-    "rule": 0x90,
-    "dynamic": 0xA0,
-}
+__all__ = ["CDNA", "PROFILES", "CDNAHistory"]
 
 _VEC = tuple[float, ...]
 

@@ -3,7 +3,7 @@
 An :class:`Engine` owns the token and edge tensors, the neighbour index, the CDNA history, the Guardian
 and the event bus. Signals come in through :meth:`Engine.emit` (one) and :meth:`Engine.emit_batch`
 (many, with the same results as emitting the rows in order; DESIGN §3); the work of a batch is in
-:mod:`neurograph.ingest`. Every accepted signal is published on the bus's ``signals`` channel (the payload
+:mod:`neurograph.emit.batch`. Every accepted signal is published on the bus's ``signals`` channel (the payload
 is only built when someone listens), every CDNA change on ``status`` and every Guardian decision on
 ``logs``.
 
@@ -31,21 +31,22 @@ import pandas as pd
 import torch
 
 from neurograph.cdna import CDNA, CDNAHistory
+from neurograph.emit.batch import Stores, ingest_batch
+from neurograph.emit.results import BatchResult, EmitResult
+from neurograph.emit.single import ingest_one
 from neurograph.engine_emergence import EmergenceOps
 from neurograph.engine_store import StoreOps
 from neurograph.errors import InvalidSignal, UnknownToken
 from neurograph.events import EventBus, Subscription
 from neurograph.fields import Dynamics
-from neurograph.frames import edges_frame, tokens_frame
 from neurograph.guardian import Guardian
-from neurograph.ingest import Stores, ingest_batch, planned_bytes
-from neurograph.ingest_one import ingest_one
+from neurograph.kinds import ENTITY_KINDS
 from neurograph.neighbors import NeighborIndex
 from neurograph.persist import Store, StoreConfig
 from neurograph.query import Encoder, Query, run_query
-from neurograph.results import ENTITY_KINDS, BatchResult, EmitResult
+from neurograph.query.tables import edges_frame, tokens_frame
 from neurograph.space import AXES
-from neurograph.state import EdgeState, TokenState
+from neurograph.state import EdgeState, TokenState, planned_bytes
 
 __all__ = ["Engine", "SignalSystem"]
 
@@ -209,7 +210,7 @@ class Engine(EmergenceOps, StoreOps):
                 key travels with the published event.
 
         Returns:
-            An :class:`~neurograph.results.EmitResult`.
+            An :class:`~neurograph.emit.results.EmitResult`.
 
         Raises:
             InvalidSignal: malformed input (nothing changes).
@@ -264,7 +265,7 @@ class Engine(EmergenceOps, StoreOps):
             **meta: travels with the published events.
 
         Returns:
-            A :class:`~neurograph.results.BatchResult`.
+            A :class:`~neurograph.emit.results.BatchResult`.
         """
         t0 = time.perf_counter_ns()
         cdna = self.cdna

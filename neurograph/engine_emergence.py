@@ -2,7 +2,7 @@
 
 :class:`EmergenceOps` is part of :class:`~neurograph.engine.Engine` (a mixin kept in its own module so
 that each concept reads in one sitting); the work happens in :mod:`neurograph.fields`,
-:mod:`neurograph.hierarchy` and :mod:`neurograph.learning`. Each operation is logged to the engine's
+:mod:`neurograph.hierarchy` and :mod:`neurograph.emit.hebbian`. Each operation is logged to the engine's
 store (when it has one) and replayed when the store is opened.
 """
 
@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neurograph.emit.hebbian import LearningStats, apply_learning
 from neurograph.errors import QuotaExceeded
 from neurograph.fields import StepStats
 from neurograph.hierarchy import Hierarchy, apply_hierarchy, plan_hierarchy
-from neurograph.ingest import planned_bytes
-from neurograph.learning import LearningStats, apply_learning
 from neurograph.persist import register_op, register_state
+from neurograph.state import planned_bytes
 
 if TYPE_CHECKING:
     from neurograph.engine import Engine
@@ -98,12 +98,12 @@ class EmergenceOps:
         """The emergent hierarchy (DESIGN §5): fields of tokens, fields of fields.
 
         With ``rebuild`` the fields are found afresh from the current positions, masses and links (the
-        method: :mod:`neurograph.hierarchy` and :mod:`neurograph.basins`); fields that persist keep their
+        method: :mod:`neurograph.hierarchy` and :mod:`neurograph.hierarchy.basins`); fields that persist keep their
         ids, and ``field.born``, ``field.died``, ``field.merged`` and ``field.split`` are published on the
         ``status`` channel. Without it, the fields as last built.
 
         Returns:
-            A :class:`~neurograph.levels.Hierarchy` snapshot (levels as PyG ``Data``, ``parent(id)``,
+            A :class:`~neurograph.hierarchy.view.Hierarchy` snapshot (levels as PyG ``Data``, ``parent(id)``,
             ``children(id)``, ``path(id)``, ``fields(level)``, ``to_networkx()``, ``to_pandas()``).
 
         Raises:
@@ -115,7 +115,7 @@ class EmergenceOps:
         return Hierarchy.from_state(self.token_state, self.edge_state, self.tick)
 
     def learn(self, failed: Any = None) -> LearningStats:
-        """Upkeep of the learned edges now (:func:`~neurograph.learning.apply_learning`): hypotheses decay
+        """Upkeep of the learned edges now (:func:`~neurograph.emit.hebbian.apply_learning`): hypotheses decay
         over the engine ticks since their last reinforcement or the last ``learn()``, enough evidence
         promotes them, edges below ``confidence_floor`` are pruned.
 
@@ -124,7 +124,7 @@ class EmergenceOps:
                 learning rate first); pairs without an edge are ignored.
 
         Returns:
-            A :class:`~neurograph.learning.LearningStats`; also published as ``learning.applied`` on
+            A :class:`~neurograph.emit.hebbian.LearningStats`; also published as ``learning.applied`` on
             ``metrics``.
         """
         edge_slots = None

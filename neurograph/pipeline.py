@@ -10,7 +10,7 @@ controller publish on the engine's bus unless they already have one)::
 ``await process_text(text, user_id=, chat_id=, priority=200, metadata=)`` returns a dict:
 
 ``signal_event``       the gateway's :class:`~neurograph.gateway.SignalEvent` as a dict
-``processing_result``  the engine's :class:`~neurograph.results.EmitResult` as a dict
+``processing_result``  the engine's :class:`~neurograph.emit.results.EmitResult` as a dict
 ``action_results``     the records of the actions the rules selected (hot: done; cold: ``"queued"``)
 ``stats``              ``total_time_ms, gateway_time_ms, core_time_ms, action_time_ms``
 
@@ -29,9 +29,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from neurograph.actions import ActionController, BatchActions
+from neurograph.emit.results import BatchResult
 from neurograph.engine import Engine
 from neurograph.gateway import Gateway, SignalBatch, SignalEvent
-from neurograph.results import BatchResult
 
 __all__ = ["STATS_KEYS", "PipelineBatch", "SignalPipeline"]
 

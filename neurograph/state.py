@@ -27,12 +27,11 @@ import numpy as np
 import torch
 
 from neurograph.errors import CapacityError
+from neurograph.kinds import STRUCTURAL_GROUP
 from neurograph.space import DIM
 from neurograph.tensors import Column, TensorStore, cumcount
 
-__all__ = ["STRUCTURAL_GROUP", "Column", "EdgeState", "TokenState", "cumcount"]
-
-STRUCTURAL_GROUP = 0x60  # relation group of part_of edges, kept out of the adjacency table
+__all__ = ["Column", "EdgeState", "TokenState", "cumcount", "planned_bytes"]
 
 
 class TokenState(TensorStore):
@@ -344,3 +343,29 @@ class EdgeState(TensorStore):
         col = hit_t.int().argmax(1)
         slot = torch.where(hit_t.any(1), self.adj[a_t, col].long(), -1)
         return slot.cpu().numpy()
+
+
+def planned_bytes(
+    tokens: TokenState, edges: EdgeState, n_tok: int, n_edge: int, degree: int
+) -> tuple[int, int]:
+    """``(footprint after growth, newly allocated bytes)`` for ``n_tok`` more tokens and ``n_edge`` edges."""
+    cap = _doubled(tokens.capacity, tokens.count + n_tok)
+    ecap = _doubled(edges.capacity, edges.count + n_edge)
+    rows = max(edges.adj.shape[0], cap)
+    width = max(edges.max_degree, degree)
+    adj_bytes = EdgeState.node_bytes(rows, width)
+    after = cap * TokenState.bytes_per_slot() + ecap * EdgeState.bytes_per_slot() + adj_bytes
+    alloc = 0
+    if cap > tokens.capacity:
+        alloc += cap * TokenState.bytes_per_slot()
+    if ecap > edges.capacity:
+        alloc += ecap * EdgeState.bytes_per_slot()
+    if (rows, width) != tuple(edges.adj.shape):
+        alloc += adj_bytes
+    return after, alloc
+
+
+def _doubled(capacity: int, need: int) -> int:
+    while capacity < need:
+        capacity *= 2
+    return capacity

@@ -182,7 +182,7 @@ def test_signal_system_keeps_the_seed_api():
         event_type="signal.input.text", vector=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], priority=200
     )
     assert out["token_id"] == 0 and out["is_novel"] is True
-    assert set(out.keys()) == set(ng.results.RESULT_KEYS)
+    assert set(out.keys()) == set(ng.emit.RESULT_KEYS)
     assert isinstance(out.to_dict()["neighbors"], list)
 
 

@@ -11,10 +11,10 @@ import pytest
 
 import neurograph as ng
 from neurograph.actions import ACKNOWLEDGED, NOVEL_RESPONSE, ActionController
+from neurograph.emit.results import RESULT_KEYS
 from neurograph.errors import InvalidSignal
 from neurograph.gateway import Gateway
 from neurograph.pipeline import STATS_KEYS, PipelineBatch, SignalPipeline
-from neurograph.results import RESULT_KEYS
 
 CHAT = "signal.input.external.text.builtin.text_chat"
 TEXTS = ["hello world", "Hello, World!", "the weather is nice", "hello world", "stocks fell today", ""]

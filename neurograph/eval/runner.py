@@ -43,7 +43,7 @@ from neurograph.datasets import load
 from neurograph.engine import Engine
 from neurograph.eval.baselines import hdbscan_labels, kmeans_labels, som_labels
 from neurograph.eval.metrics import cluster_scores, field_stability, nesting_consistency
-from neurograph.levels import Hierarchy
+from neurograph.hierarchy.view import Hierarchy
 
 __all__ = ["PRESETS", "EmergenceRun", "format_table", "machine_info", "preset_cdna", "run_emergence"]
 

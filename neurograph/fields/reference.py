@@ -18,7 +18,7 @@ from torch import Tensor
 from neurograph.fields.energy import parent_energy, repulsion_energy, spring_energy, well_energy
 from neurograph.fields.lift import lift
 from neurograph.fields.system import ATTR_CODE, ATTR_MASS, ATTR_RADIUS, ATTR_STRENGTH, FieldSystem
-from neurograph.state import STRUCTURAL_GROUP
+from neurograph.kinds import STRUCTURAL_GROUP
 
 __all__ = ["energy_terms", "potential_energy", "reference_forces"]
 

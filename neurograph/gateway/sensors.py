@@ -34,7 +34,7 @@ from typing import Any
 
 from neurograph.errors import InvalidSignal
 from neurograph.gateway.encoders import Encoder, NumericEncoder, make_encoder
-from neurograph.results import ENTITY_KINDS
+from neurograph.kinds import ENTITY_KINDS
 
 __all__ = ["DOMAINS", "Sensor", "SensorRegistry", "builtin_sensors"]
 

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from neurograph.cdna import CDNA
+from neurograph.emit.results import BatchResult, EmitResult
 from neurograph.errors import StoreError
 from neurograph.persist.log import Record
 from neurograph.persist.snapshot import restore
-from neurograph.results import BatchResult, EmitResult
 
 if TYPE_CHECKING:
     from neurograph.engine import Engine

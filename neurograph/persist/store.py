@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from safetensors import SafetensorError
 
+from neurograph.emit.results import BatchResult, EmitResult
 from neurograph.errors import StoreError
 from neurograph.events import EventBus
 from neurograph.persist.format import FORMAT_VERSION, check_format
@@ -53,7 +54,6 @@ from neurograph.persist.snapshot import (
     restore,
     write_snapshot,
 )
-from neurograph.results import BatchResult, EmitResult
 
 try:  # POSIX advisory locks; elsewhere a store is not protected against a second engine
     import fcntl

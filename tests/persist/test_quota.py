@@ -7,7 +7,7 @@ import pytest
 
 import neurograph as ng
 from neurograph.errors import QuotaExceeded
-from neurograph.ingest import planned_bytes
+from neurograph.state import planned_bytes
 
 from .workload import CHAT, clustered
 

@@ -18,8 +18,8 @@ import torch
 
 import neurograph as ng
 from neurograph.errors import InvalidQuery
+from neurograph.kinds import ENTITY_KINDS
 from neurograph.query import EDGE_COLUMNS, TOKEN_COLUMNS, QueryError, parse_query, run_query
-from neurograph.results import ENTITY_KINDS
 from neurograph.space import AXES
 
 CHAT = "signal.input.external.text.chat"

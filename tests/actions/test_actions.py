@@ -20,11 +20,11 @@ from neurograph.actions import (
     default_rules,
     response_for,
 )
+from neurograph.emit.results import EmitResult
 from neurograph.engine import Engine
 from neurograph.errors import InvalidQuery
 from neurograph.events import EventBus
 from neurograph.gateway import Gateway
-from neurograph.results import EmitResult
 
 CHAT = "signal.input.external.text.builtin.text_chat"
 

@@ -17,12 +17,12 @@ from torch_geometric.data import Data
 from torch_geometric.nn.pool import avg_pool_x
 
 import neurograph as ng
-from neurograph.basins import BasinGrouping, knn_graph
 from neurograph.datasets import blobs_8d
 from neurograph.errors import QuotaExceeded, UnknownToken
+from neurograph.hierarchy.basins import BasinGrouping, knn_graph
+from neurograph.hierarchy.matching import match_fields
 from neurograph.kernels import knn_reference
-from neurograph.learning import PART_OF
-from neurograph.lifecycle import match_fields
+from neurograph.kinds import PART_OF
 
 CHAT = "signal.input.external.text.chat"
 

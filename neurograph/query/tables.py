@@ -7,14 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neurograph.cdna import EDGE_GROUPS
-from neurograph.results import ENTITY_KINDS
+from neurograph.kinds import EDGE_GROUPS, ENTITY_KINDS, MUTABILITY
 from neurograph.space import AXES
 from neurograph.state import EdgeState, TokenState
 
-__all__ = ["MUTABILITY", "edges_frame", "tokens_frame"]
+__all__ = ["edges_frame", "tokens_frame"]
 
-MUTABILITY = ("immutable", "learnable", "hypothesis")
 _GROUP_NAMES = {code: name for name, code in EDGE_GROUPS.items()}
 
 

@@ -52,33 +52,21 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from neurograph.cdna import CDNA, EDGE_GROUPS
-from neurograph.state import STRUCTURAL_GROUP, EdgeState, cumcount
+from neurograph.cdna import CDNA
+from neurograph.kinds import ASSOCIATED_WITH, HYPOTHESIS, IMMUTABLE, LEARNABLE, is_learned_kind
+from neurograph.state import EdgeState, cumcount
 
 __all__ = [
-    "ASSOCIATED_WITH",
-    "EDGE_KINDS",
-    "HYPOTHESIS",
-    "IMMUTABLE",
-    "LEARNABLE",
-    "PART_OF",
     "EdgePlan",
     "LearningStats",
     "apply_learning",
     "decay_confidence",
     "hebbian_failure",
     "hebbian_success",
-    "is_learned_kind",
     "plan_edges",
     "promote",
     "prune_mask",
 ]
-
-ASSOCIATED_WITH = 0x50  # kind of edges learned from co-activation
-PART_OF = STRUCTURAL_GROUP  # 0x60: child token -> its field (structural, made by the hierarchy)
-#: Edge kinds by name (DESIGN §2): the base kind of every relation group plus the named kinds.
-EDGE_KINDS: dict[str, int] = {**EDGE_GROUPS, "associated_with": ASSOCIATED_WITH, "part_of": PART_OF}
-IMMUTABLE, LEARNABLE, HYPOTHESIS = 0, 1, 2  # mutability codes
 
 
 def hebbian_success(
@@ -210,16 +198,6 @@ ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 def _where(cond: Any, a: Any, b: Any) -> Any:
     return torch.where(cond, a, b) if isinstance(cond, torch.Tensor) else np.where(cond, a, b)
-
-
-def is_learned_kind(kind: ArrayT) -> ArrayT:
-    """Whether edges of these kinds are learned (every relation group but structural ``part_of``).
-
-    Shapes:
-        kind ``[E]`` integer -> ``[E]`` bool.
-    """
-    group = (kind.long() if isinstance(kind, torch.Tensor) else kind.astype(np.int64)) & 0xF0
-    return group != STRUCTURAL_GROUP
 
 
 def decay_confidence(confidence: ArrayT, mutability: ArrayT, elapsed: ArrayT, cdna: CDNA) -> ArrayT:

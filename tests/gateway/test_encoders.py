@@ -29,7 +29,7 @@ from neurograph.gateway.encoders import (
 )
 from neurograph.space import AXIS_INDEX
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TEXTS = [
     "Hello there, how are you doing today?",

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from neurograph.errors import UnknownToken
-from neurograph.learning import is_learned_kind
+from neurograph.kinds import is_learned_kind
 from neurograph.space import AXES
 from neurograph.state import EdgeState, TokenState
 

@@ -7,20 +7,22 @@ import pytest
 import torch
 
 import neurograph as ng
-from neurograph.cdna import EDGE_GROUPS
-from neurograph.learning import (
+from neurograph.emit.hebbian import (
+    decay_confidence,
+    hebbian_failure,
+    hebbian_success,
+    promote,
+    prune_mask,
+)
+from neurograph.kinds import (
     ASSOCIATED_WITH,
+    EDGE_GROUPS,
     EDGE_KINDS,
     HYPOTHESIS,
     IMMUTABLE,
     LEARNABLE,
     PART_OF,
-    decay_confidence,
-    hebbian_failure,
-    hebbian_success,
     is_learned_kind,
-    promote,
-    prune_mask,
 )
 
 CHAT = "signal.input.external.text.chat"

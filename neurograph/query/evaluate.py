@@ -1,11 +1,11 @@
 """Queries over the engine's state: ``find all nodes where type = 'concept' limit 10`` -> a DataFrame.
 
-The language (grammar, parsed form, positioned errors) is in :mod:`neurograph.query_grammar`; this
-module runs a parsed :class:`~neurograph.query_grammar.Query` against the token and edge stores.
+The language (grammar, parsed form, positioned errors) is in :mod:`neurograph.query.grammar`; this
+module runs a parsed :class:`~neurograph.query.grammar.Query` against the token and edge stores.
 
 **Tables.** ``tokens`` and ``nodes`` are every alive token, ``fields`` the alive tokens of level >= 1
-(emergent fields), ``edges`` every alive edge. Their columns are those of :func:`~neurograph.frames.
-tokens_frame` and :func:`~neurograph.frames.edges_frame` (``engine.tokens()`` / ``engine.edges()``),
+(emergent fields), ``edges`` every alive edge. Their columns are those of :func:`~neurograph.query.tables.
+tokens_frame` and :func:`~neurograph.query.tables.edges_frame` (``engine.tokens()`` / ``engine.edges()``),
 and the result has exactly their columns and dtypes:
 
 - tokens: ``id kind level parent mass radius strength hits <8 axis names> activation born seen``;
@@ -26,7 +26,7 @@ with ``distance <= r``. ``distance`` can then be used in ``where`` and ``order b
 position: ``near`` on ``edges`` is an error.
 
 **Order.** ``order by <column> [asc|desc]`` sorts as ``sort_values(kind="stable")`` would on the
-frame: ``kind`` in the order of :data:`~neurograph.results.ENTITY_KINDS` (the frame's Categorical),
+frame: ``kind`` in the order of :data:`~neurograph.emit.results.ENTITY_KINDS` (the frame's Categorical),
 ``relation`` and ``mutability`` alphabetically; ties keep id order. An explicit ``order by`` wins over
 the ``near`` order; without either, rows come in id order. ``limit`` and ``offset`` then cut the window.
 
@@ -48,10 +48,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from neurograph.cdna import EDGE_GROUPS
 from neurograph.errors import InvalidQuery
-from neurograph.frames import MUTABILITY
-from neurograph.query_grammar import (
+from neurograph.kinds import EDGE_GROUPS, ENTITY_KINDS, MUTABILITY
+from neurograph.query.grammar import (
     Column,
     Compare,
     Condition,
@@ -65,11 +64,10 @@ from neurograph.query_grammar import (
     QueryError,
     parse_query,
 )
-from neurograph.results import ENTITY_KINDS
 from neurograph.space import AXES, distance
 from neurograph.state import EdgeState, TokenState
 
-__all__ = ["EDGE_COLUMNS", "TOKEN_COLUMNS", "Query", "QueryError", "parse_query", "run_query"]
+__all__ = ["EDGE_COLUMNS", "TOKEN_COLUMNS", "Encoder", "Query", "QueryError", "parse_query", "run_query"]
 
 TOKEN_COLUMNS: tuple[str, ...] = (
     *("id", "kind", "level", "parent", "mass", "radius", "strength", "hits"),

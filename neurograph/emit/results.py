@@ -29,28 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neurograph.kinds import ENTITY_KINDS
 from neurograph.space import AXES
 
-__all__ = ["ENTITY_KINDS", "RESULT_KEYS", "BatchResult", "EmitResult"]
-
-#: Entity types of tokens (``kind`` codes, DESIGN §2).
-ENTITY_KINDS: tuple[str, ...] = (
-    "undefined",
-    "object",
-    "event",
-    "state",
-    "process",
-    "concept",
-    "relation",
-    "pattern",
-    "rule",
-    "goal",
-    "memory",
-    "sensor",
-    "actuator",
-    "controller",
-    "buffer",
-)
+__all__ = ["RESULT_KEYS", "BatchResult", "EmitResult"]
 
 RESULT_KEYS = (
     "token_id",

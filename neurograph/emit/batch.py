@@ -4,12 +4,12 @@ This is the body of ``Engine.emit`` / ``Engine.emit_batch`` (DESIGN §3), kept a
 bookkeeping so that it reads top to bottom:
 
 1. neighbours of every row among the resident tokens (one exact kNN query);
-2. novelty, result tokens and in-batch neighbours with sequential semantics (:mod:`neurograph.novelty`);
-3. co-activated pairs -> planned reinforcements and new hypothesis edges (:mod:`neurograph.learning`);
+2. novelty, result tokens and in-batch neighbours with sequential semantics (:mod:`neurograph.emit.novelty`);
+3. co-activated pairs -> planned reinforcements and new hypothesis edges (:mod:`neurograph.emit.hebbian`);
 4. the Guardian checks the planned growth against the quotas; *nothing has changed yet*;
 5. apply: insert the new tokens and edges, reinforce edges, move and grow the resonating tokens (their
    updates land after the batch, composed exactly as sequential updates would be);
-6. spreading activation from each row's result token (:mod:`neurograph.activation`);
+6. spreading activation from each row's result token (:mod:`neurograph.emit.activation`);
 7. per-row results: ids, neighbours, resonance, anomaly, energy change.
 
 ``energy_delta`` of a row is the change of the pair energies (springs along existing edges, soft-sphere
@@ -24,19 +24,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neurograph.activation import spread_numpy, spread_torch
 from neurograph.cdna import CDNA
-from neurograph.fields.energy import repulsion_energy, spring_energy, well_energy
+from neurograph.emit.activation import spread_numpy, spread_torch
+from neurograph.emit.energy import row_pair_energy
+from neurograph.emit.hebbian import hebbian_success, plan_edges
+from neurograph.emit.novelty import resolve_batch
+from neurograph.emit.results import BatchResult
 from neurograph.guardian import Guardian
-from neurograph.learning import ASSOCIATED_WITH, HYPOTHESIS, LEARNABLE, hebbian_success, plan_edges
+from neurograph.kinds import ASSOCIATED_WITH, HYPOTHESIS, LEARNABLE, TRIGGER_KINDS
 from neurograph.neighbors import NeighborIndex
-from neurograph.novelty import resolve_batch
-from neurograph.results import BatchResult
-from neurograph.state import EdgeState, TokenState, cumcount
+from neurograph.state import EdgeState, TokenState, cumcount, planned_bytes
 
-__all__ = ["TRIGGER_KINDS", "Stores", "ingest_batch", "pair_energy", "pair_terms", "planned_bytes"]
-
-TRIGGER_KINDS = (9, 12)  # goal, actuator: activated tokens of these kinds are triggered actions
+__all__ = ["Stores", "ingest_batch"]
 
 
 @dataclass
@@ -47,32 +46,6 @@ class Stores:
     edges: EdgeState
     index: NeighborIndex
     guardian: Guardian
-
-
-def planned_bytes(
-    tokens: TokenState, edges: EdgeState, n_tok: int, n_edge: int, degree: int
-) -> tuple[int, int]:
-    """``(footprint after growth, newly allocated bytes)`` for ``n_tok`` more tokens and ``n_edge`` edges."""
-    cap = _doubled(tokens.capacity, tokens.count + n_tok)
-    ecap = _doubled(edges.capacity, edges.count + n_edge)
-    rows = max(edges.adj.shape[0], cap)
-    width = max(edges.max_degree, degree)
-    adj_bytes = EdgeState.node_bytes(rows, width)
-    after = cap * TokenState.bytes_per_slot() + ecap * EdgeState.bytes_per_slot() + adj_bytes
-    alloc = 0
-    if cap > tokens.capacity:
-        alloc += cap * TokenState.bytes_per_slot()
-    if ecap > edges.capacity:
-        alloc += ecap * EdgeState.bytes_per_slot()
-    if (rows, width) != tuple(edges.adj.shape):
-        alloc += adj_bytes
-    return after, alloc
-
-
-def _doubled(capacity: int, need: int) -> int:
-    while capacity < need:
-        capacity *= 2
-    return capacity
 
 
 def ingest_batch(
@@ -125,7 +98,7 @@ def ingest_batch(
     before = None
     if fam.any():
         old_edge = np.where(existed[pair_mask], existing, -1)
-        before = _pair_energy(st, cdna, slots, nbr, pair_mask, old_edge, existed)
+        before = row_pair_energy(tokens, edges, cdna, slots, nbr, pair_mask, old_edge, existed)
 
     # 4. quotas, before anything grows
     bytes_after, alloc = planned_bytes(tokens, edges, n_new, plan.n_new, cdna.max_degree)
@@ -203,7 +176,7 @@ def ingest_batch(
     trig_ids, trig_off = _triggered(tokens, slots, spread_rows, spread_nodes, b)
 
     # 7. results
-    after = _pair_energy(st, cdna, slots, nbr, pair_mask, plan.edges_after(first_new_edge))
+    after = row_pair_energy(tokens, edges, cdna, slots, nbr, pair_mask, plan.edges_after(first_new_edge))
     energy = after - (before if before is not None else 0.0)
     n_valid = valid.sum(1)
     mean_d = np.where(valid, nd, 0.0).sum(1) / np.maximum(n_valid, 1)
@@ -313,90 +286,3 @@ def _triggered(
     offsets = np.zeros(b + 1, np.int64)
     np.cumsum(np.bincount(all_rows[hit], minlength=b), out=offsets[1:])
     return tokens.gather("ids", all_nodes[hit]), offsets
-
-
-def pair_energy(st: Stores, cdna: CDNA, t: np.ndarray, n: np.ndarray, edge: np.ndarray) -> np.ndarray:
-    """Pair energies between tokens ``t[i]`` and ``n[i]`` in the current state (float64).
-
-    Soft-sphere repulsion, the field well of the heavier of the two, and the spring of the learned edge
-    ``edge[i]`` joining them (-1: none).
-
-    Shapes:
-        t, n, edge ``[P]`` -> ``[P]``.
-    """
-    tokens = st.tokens
-    both = np.concatenate([t, n])
-    p = t.size
-    pos = tokens.gather("pos", both).astype(np.float64)
-    mass = tokens.gather("mass", both).astype(np.float64)
-    rad = tokens.gather("radius", both).astype(np.float64)
-    strength = tokens.gather("strength", both).astype(np.float64)
-    has = edge >= 0
-    w = np.zeros(p)
-    rest = np.zeros(p)
-    if has.any():
-        w[has] = st.edges.gather("weight", edge[has])
-        rest[has] = st.edges.gather("rest", edge[has])
-    return pair_terms(
-        pos[:p], pos[p:], mass[:p], mass[p:], rad[:p], rad[p:], strength[:p], strength[p:], w, rest, has, cdna
-    )
-
-
-def pair_terms(
-    pos_a: np.ndarray,
-    pos_b: np.ndarray,
-    mass_a: np.ndarray,
-    mass_b: np.ndarray,
-    rad_a: np.ndarray,
-    rad_b: np.ndarray,
-    str_a: np.ndarray,
-    str_b: np.ndarray,
-    weight: np.ndarray,
-    rest: np.ndarray,
-    has_edge: np.ndarray,
-    cdna: CDNA,
-) -> np.ndarray:
-    """The pair energies of :func:`pair_energy` from token attributes (float64 arrays).
-
-    Shapes:
-        pos_a, pos_b ``[P, 8]``; every other array ``[P]`` -> ``[P]``.
-    """
-    diff = pos_a - pos_b
-    d = np.sqrt((diff * diff * np.asarray(cdna.axis_scale)).sum(1))
-    e = repulsion_energy(d, rad_a + rad_b, cdna.repulsion_k)
-    heavier_b = mass_b > mass_a
-    e += np.where(heavier_b, well_energy(d, str_b, mass_b, rad_b, cdna.well_k), 0.0)
-    e += np.where(~heavier_b & (mass_a > mass_b), well_energy(d, str_a, mass_a, rad_a, cdna.well_k), 0.0)
-    e += np.where(has_edge, spring_energy(d, weight, rest, cdna.spring_k), 0.0)
-    return e
-
-
-def _pair_energy(
-    st: Stores,
-    cdna: CDNA,
-    slots: np.ndarray,
-    nbr: np.ndarray,
-    pair_mask: np.ndarray,
-    pair_edge: np.ndarray,
-    only: np.ndarray | None = None,
-) -> np.ndarray:
-    """Per row, the summed pair energies between the row's token and its other neighbours.
-
-    Args:
-        slots: ``[B]`` result token of each row.
-        nbr: ``[B, k]`` neighbour slots.
-        pair_mask: ``[B, k]`` the co-activated pairs (row-major order = ``pair_edge`` order).
-        pair_edge: ``[P]`` edge slot joining each pair (-1: none).
-        only: ``[B, k]`` restricts the sum to these pairs (e.g. pairs that existed before the batch).
-
-    Returns:
-        ``[B]`` float64.
-    """
-    out = np.zeros(slots.shape[0])
-    rows, cols = np.nonzero(pair_mask)
-    if only is not None:
-        keep = only[rows, cols]
-        rows, cols, pair_edge = rows[keep], cols[keep], pair_edge[keep]
-    if rows.size:
-        np.add.at(out, rows, pair_energy(st, cdna, slots[rows], nbr[rows, cols], pair_edge))
-    return out

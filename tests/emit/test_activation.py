@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurograph.activation import spread_numpy, spread_torch
+from neurograph.emit.activation import spread_numpy, spread_torch
 from neurograph.state import EdgeState
 
 

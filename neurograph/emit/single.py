@@ -1,6 +1,6 @@
 """One signal through the engine's state on the CPU: the fast path of ``Engine.emit``.
 
-:func:`ingest_one` gives exactly what :func:`neurograph.ingest.ingest_batch` gives for a batch of one
+:func:`ingest_one` gives exactly what :func:`neurograph.emit.batch.ingest_batch` gives for a batch of one
 row (tests compare the two, result by result and tensor by tensor), with the batch machinery taken out:
 one cKDTree query plus a brute-force pass over the index's buffer, scalar edge bookkeeping on the
 adjacency rows of the resonating token, and a dict-based spread of activation. It reads and writes the
@@ -13,13 +13,15 @@ import time
 
 import numpy as np
 
-from neurograph.activation import spread_one
 from neurograph.cdna import CDNA
-from neurograph.ingest import TRIGGER_KINDS, Stores, pair_terms, planned_bytes
-from neurograph.learning import ASSOCIATED_WITH, HYPOTHESIS, LEARNABLE, hebbian_success
-from neurograph.results import ENTITY_KINDS, EmitResult
+from neurograph.emit.activation import spread_one
+from neurograph.emit.batch import Stores
+from neurograph.emit.energy import pair_terms
+from neurograph.emit.hebbian import hebbian_success
+from neurograph.emit.results import EmitResult
+from neurograph.kinds import ASSOCIATED_WITH, ENTITY_KINDS, HYPOTHESIS, LEARNABLE, TRIGGER_KINDS
 from neurograph.space import AXES
-from neurograph.state import TokenState
+from neurograph.state import TokenState, planned_bytes
 
 __all__ = ["ingest_one"]
 
@@ -41,7 +43,7 @@ def ingest_one(
         t0_ns: ``time.perf_counter_ns()`` when the call started (for ``processing_time_us``).
 
     Returns:
-        The :class:`~neurograph.results.EmitResult`.
+        The :class:`~neurograph.emit.results.EmitResult`.
     """
     tokens, edges, index = st.tokens, st.edges, st.index
     k, radius, lr = cdna.max_neighbors, cdna.neighbor_radius, cdna.learning_rate

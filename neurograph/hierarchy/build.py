@@ -4,7 +4,7 @@ A rebuild looks at the tokens as they are now (positions, masses, learned links)
 turns groups into tokens one level up:
 
 1. the alive level-``L`` tokens are grouped into basins of their mass density
-   (:class:`~neurograph.basins.BasinGrouping`; the links are the learned edges at least
+   (:class:`~neurograph.hierarchy.basins.BasinGrouping`; the links are the learned edges at least
    ``field_link_confidence`` confident at level 0, and those edges coarsened to the fields above);
 2. each basin with at least ``min_field_size`` members becomes a level-``L+1`` *field token*:
 
@@ -24,13 +24,13 @@ turns groups into tokens one level up:
 3. repeat on the new fields, up to ``max_levels`` levels above the signal tokens.
 
 Fields keep their id (and slot) across rebuilds while they persist, matched by member overlap
-(:mod:`neurograph.lifecycle`); ``field.born``, ``field.died``, ``field.merged`` and ``field.split`` say
+(:mod:`neurograph.hierarchy.matching`); ``field.born``, ``field.died``, ``field.merged`` and ``field.split`` say
 what changed. Fields that did not persist are killed (ids are never reused) with their ``part_of``
 edges. Only level-0 tokens are in the neighbour index, so fields never disturb novelty.
 
 A rebuild is planned first (:func:`plan_hierarchy`, no state changes), so that the Guardian can check
 the growth against the quotas, and then applied (:func:`apply_hierarchy`). ``Engine.hierarchy()`` does
-both and returns a :class:`~neurograph.levels.Hierarchy` snapshot.
+both and returns a :class:`~neurograph.hierarchy.view.Hierarchy` snapshot.
 """
 
 from __future__ import annotations
@@ -42,17 +42,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from neurograph.basins import BasinGrouping
 from neurograph.cdna import CDNA
-from neurograph.learning import IMMUTABLE, PART_OF, is_learned_kind
-from neurograph.levels import Hierarchy
-from neurograph.lifecycle import Matching, match_fields
-from neurograph.results import ENTITY_KINDS
+from neurograph.hierarchy.basins import BasinGrouping
+from neurograph.hierarchy.matching import Matching, match_fields
+from neurograph.kinds import FIELD_KIND, IMMUTABLE, PART_OF, is_learned_kind
 from neurograph.state import EdgeState, TokenState
 
-__all__ = ["FIELD_KIND", "Hierarchy", "HierarchyPlan", "LevelPlan", "apply_hierarchy", "plan_hierarchy"]
-
-FIELD_KIND = ENTITY_KINDS.index("pattern")  # entity kind of field tokens
+__all__ = ["HierarchyPlan", "LevelPlan", "apply_hierarchy", "grouping_of", "plan_hierarchy"]
 
 
 @dataclass
