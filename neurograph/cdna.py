@@ -283,6 +283,25 @@ class CDNA:
             raise InvalidCDNA([f"unknown profile {name!r}; profiles are {sorted(PROFILES)}"])
         return cls(name=name, **PROFILES[name])
 
+    @classmethod
+    def resolve(cls, cdna: CDNA | str | Mapping[str, Any] | None) -> CDNA:
+        """A CDNA from what a user may pass: a :class:`CDNA`, a profile name, a mapping of fields, or
+        ``None`` for the default profile.
+
+        Raises:
+            InvalidCDNA: an unknown profile, unknown fields or broken rules (all listed).
+            TypeError: anything else.
+        """
+        if cdna is None:
+            return cls()
+        if isinstance(cdna, CDNA):
+            return cdna
+        if isinstance(cdna, str):
+            return cls.profile(cdna)
+        if isinstance(cdna, Mapping):
+            return cls.from_dict(cdna)
+        raise TypeError(f"cdna must be a CDNA, a profile name or a mapping, got {type(cdna).__name__}")
+
     # --- (de)serialisation --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python mapping (lists for vectors), suitable for JSON and YAML."""

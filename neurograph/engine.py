@@ -1,16 +1,23 @@
-"""The engine: the one stateful orchestrator of neurograph.
+"""The engine: the one stateful orchestrator of neurograph (DESIGN §1, §10).
 
-An :class:`Engine` owns the token and edge tensors, the neighbour index, the CDNA history, the Guardian
-and the event bus. Signals come in through :meth:`Engine.emit` (one) and :meth:`Engine.emit_batch`
-(many, with the same results as emitting the rows in order; DESIGN §3); the work of a batch is in
-:mod:`neurograph.emit.batch`. Every accepted signal is published on the bus's ``signals`` channel (the payload
-is only built when someone listens), every CDNA change on ``status`` and every Guardian decision on
-``logs``.
+An :class:`Engine` owns the token and edge tensors, the neighbour index, the CDNA history, the Guardian,
+the event bus, the force-field dynamics and, with ``path=``, the store. It is a facade: every operation
+validates through the Guardian, hands the work to the package that owns the concept, then records
+(the store's log), counts and publishes (the bus) in one place:
 
-The engine's other operations live beside it, one concept a module: the force-field dynamics, the
-hierarchy of fields and edge upkeep in :mod:`neurograph.engine_emergence` (``step``, ``run``,
-``hierarchy``, ``learn``), the store in :mod:`neurograph.engine_store` (``Engine(path=...)``,
-``Engine.open``, ``save``, ``close``). ``query`` is here, over :mod:`neurograph.query`.
+==============================  ======================================  ==================================
+operation                       the work                                logged as / published as
+==============================  ======================================  ==================================
+``emit``, ``emit_batch``        :mod:`neurograph.emit`                  ``emit`` / ``signals``
+``add_tokens``                  :class:`~neurograph.state.TokenState`   ``add_tokens``
+``step``, ``run``               :mod:`neurograph.fields`                ``step`` / ``dynamics.stepped``
+``hierarchy``                   :mod:`neurograph.hierarchy`             ``hierarchy`` / ``field.*``
+``learn``                       :mod:`neurograph.emit.hebbian`          ``learn`` / ``learning.applied``
+``update_cdna`` ...             :mod:`neurograph.cdna`, the Guardian    ``cdna.*`` / ``cdna.updated``
+``query``, ``tokens``, ...      :mod:`neurograph.query` (read only)     --
+==============================  ======================================  ==================================
+
+Replays of logged operations live in :mod:`neurograph.persist.ops`.
 
 Engine time: ``tick`` counts accepted signals; row ``i`` of a batch happens at ``tick + i``. Tokens record
 the tick they were born and last seen.
@@ -24,6 +31,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,27 +39,31 @@ import pandas as pd
 import torch
 
 from neurograph.cdna import CDNA, CDNAHistory
-from neurograph.emit.batch import Stores, ingest_batch
-from neurograph.emit.results import BatchResult, EmitResult
-from neurograph.emit.single import ingest_one
-from neurograph.engine_emergence import EmergenceOps
-from neurograph.engine_store import StoreOps
-from neurograph.errors import InvalidSignal, UnknownToken
+from neurograph.emit import (
+    BatchResult,
+    EmitResult,
+    LearningStats,
+    Stores,
+    apply_learning,
+    ingest_batch,
+    ingest_one,
+)
+from neurograph.errors import QuotaExceeded, StoreError, UnknownToken
 from neurograph.events import EventBus, Subscription
-from neurograph.fields import Dynamics
+from neurograph.fields import Dynamics, StepStats
 from neurograph.guardian import Guardian
+from neurograph.hierarchy import Hierarchy, rebuild_hierarchy
 from neurograph.kinds import ENTITY_KINDS
 from neurograph.neighbors import NeighborIndex
-from neurograph.persist import Store, StoreConfig
-from neurograph.query import Encoder, Query, run_query
-from neurograph.query.tables import edges_frame, tokens_frame
+from neurograph.persist import Store, StoreConfig, is_store
+from neurograph.query import Encoder, Query, edges_frame, run_query, tokens_frame
 from neurograph.space import AXES
 from neurograph.state import EdgeState, TokenState, planned_bytes
 
 __all__ = ["Engine", "SignalSystem"]
 
 
-class Engine(EmergenceOps, StoreOps):
+class Engine:
     """Tokens in an 8-D semantic space, judged novel or familiar, linked and bounded by a CDNA.
 
     Args:
@@ -96,12 +108,13 @@ class Engine(EmergenceOps, StoreOps):
         dynamics: str = "auto",
     ) -> None:
         self.device = _resolve_device(device)
-        self.history = CDNAHistory([_resolve_cdna(cdna)])
+        self.history = CDNAHistory([CDNA.resolve(cdna)])
         self.bus = bus if bus is not None else EventBus()
         self.guardian = Guardian(publish=self.bus.publish)
         self.token_state = TokenState(capacity, self.device)
         self.edge_state = EdgeState(4 * capacity, capacity, self.cdna.max_degree, self.device)
         self.index = NeighborIndex(self.token_state, self.cdna.axis_scale, backend=index_backend)
+        self._stores = Stores(self.token_state, self.edge_state, self.index, self.guardian)
         self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -132,7 +145,7 @@ class Engine(EmergenceOps, StoreOps):
             QuotaExceeded: a wider degree bound would grow the adjacency tables past the memory quota
                 (nothing changes).
         """
-        self._check_widening(self.cdna.replace(**changes))
+        self.guardian.check_widening(self.cdna.replace(**changes), self.token_state, self.edge_state)
         new = self.history.update(**changes)
         self._conform()
         self.bus.publish(
@@ -143,8 +156,8 @@ class Engine(EmergenceOps, StoreOps):
 
     def set_cdna(self, cdna: CDNA | str) -> CDNA:
         """Switch to another whole constitution (a :class:`CDNA` or a profile name) as a new version."""
-        cdna = _resolve_cdna(cdna)
-        self._check_widening(cdna)
+        cdna = CDNA.resolve(cdna)
+        self.guardian.check_widening(cdna, self.token_state, self.edge_state)
         new = self.history.set(cdna)
         self._conform()
         self.bus.publish(
@@ -156,47 +169,17 @@ class Engine(EmergenceOps, StoreOps):
     def rollback_cdna(self) -> CDNA:
         """Go back exactly one CDNA version (the state is brought within its bounds)."""
         if len(self.history) > 1:
-            self._check_widening(self.history.versions[-2])
+            self.guardian.check_widening(self.history.versions[-2], self.token_state, self.edge_state)
         cur = self.history.rollback()
         self._conform()
         self.bus.publish("status", "cdna.rolled_back", {"version": cur.version, "hash": cur.hash})
         self._record("cdna.rollback", {"version": cur.version})
         return cur
 
-    def _check_widening(self, cdna: CDNA) -> None:
-        """Refuse, before anything changes, a CDNA whose wider degree bound would reallocate the
-        adjacency tables past its memory quota or the free device memory."""
-        after, alloc = planned_bytes(self.token_state, self.edge_state, 0, 0, cdna.max_degree)
-        if alloc:
-            self.guardian.check_growth(
-                cdna, tokens_after=0, edges_after=0, bytes_after=after, alloc_bytes=alloc, device=self.device
-            )
-
     def _conform(self) -> None:
-        """Clamp every stored value into the bounds of the CDNA in force and enforce the degree bound."""
-        c = self.cdna
-        t, e = self.token_state, self.edge_state
-        n = t.count
-        lo = torch.tensor(c.axis_min, device=self.device)
-        hi = torch.tensor(c.axis_max, device=self.device)
-        t.pos[:n] = torch.maximum(torch.minimum(t.pos[:n], hi), lo)
-        field = t.level[:n] > 0  # fields weigh the sum of their children, bounded by field_mass_max
-        upper = torch.where(field, c.field_mass_max, c.mass_max).to(t.mass.dtype)
-        t.mass[:n] = torch.minimum(t.mass[:n].clamp_min(c.mass_min), upper)
-        t.radius[:n].clamp_(c.radius_min, c.radius_max)
-        t.strength[:n].clamp_(c.strength_min, c.strength_max)
-        m = e.count
-        e.weight[:m].clamp_(c.weight_min, c.weight_max)
-        e.rest[:m].clamp_(c.rest_min, c.rest_max)
-        e.ensure_nodes(t.capacity, c.max_degree)
-        over = np.nonzero(e.gather("degree", np.arange(e.adj.shape[0])) > c.max_degree)[0]
-        if over.size:  # keep each token's most confident edges
-            rows = e.gather("adj", over)
-            conf = np.where(rows >= 0, e.gather("confidence", np.maximum(rows, 0)), -np.inf)
-            order = np.argsort(-conf, axis=1, kind="stable")
-            drop = np.take_along_axis(rows, order, 1)[:, c.max_degree :]
-            e.remove(drop[drop >= 0])
-        self.index.set_scale(c.axis_scale)
+        """Bring the state within the CDNA in force (the Guardian's rule) and rescale the index."""
+        self.guardian.conform(self.cdna, self.token_state, self.edge_state)
+        self.index.set_scale(self.cdna.axis_scale)
 
     # --- signals ------------------------------------------------------------------------------------
     def emit(self, event_type: str, vector: Any, priority: int = 128, **meta: Any) -> EmitResult:
@@ -221,26 +204,12 @@ class Engine(EmergenceOps, StoreOps):
         event_type = self.guardian.check_event_type(event_type)
         x, _ = self.guardian.check_vectors(vector, cdna, batch=False)
         pri = self.guardian.check_priorities(priority, 1, batch=False)
-        kind = _kind_codes(meta.pop("kind", None), 1)
-        if self.device.type != "cpu":
-            batch = self._ingest(x, pri, kind, t0)
-            self._log_emit(event_type, x, pri, kind, meta, batch)
-            self._publish(event_type, batch, meta)
-            return batch[0]
-        stores = Stores(self.token_state, self.edge_state, self.index, self.guardian)
-        result = ingest_one(stores, self.cdna, x[0], int(pri[0]), int(kind[0]), self.tick, t0)
-        self.tick += 1
-        c = self._counters
-        c["signals"] += 1
-        c["novel"] += result.is_novel
-        c["calls"] += 1
-        c["emit_ns"] += time.perf_counter_ns() - t0
-        self._log_emit(event_type, x, pri, kind, meta, result)
-        if self.bus.has_subscribers("signals", event_type):
-            data = result.to_dict()
-            if meta:
-                data["meta"] = dict(meta)
-            self.bus.publish("signals", event_type, data)
+        kind = self.guardian.check_kinds(meta.pop("kind", None), 1)
+        if self.device.type == "cpu":  # the row path: the batch's planner functions, no batch overhead
+            result = ingest_one(self._stores, cdna, x[0], int(pri[0]), int(kind[0]), self.tick, t0)
+        else:  # a batch of one, on the device
+            result = ingest_batch(self._stores, cdna, x, pri, kind, self.tick)[0]
+        self._accepted(event_type, x, pri, kind, meta, result, t0)
         return result
 
     def emit_batch(
@@ -273,10 +242,9 @@ class Engine(EmergenceOps, StoreOps):
         b = x.shape[0]
         types = self.guardian.check_event_types(event_types, b)
         pri = self.guardian.check_priorities(priorities, b, batch=True)
-        kind = _kind_codes(kinds, b)
-        batch = self._ingest(x, pri, kind, t0)
-        self._log_emit(types, x, pri, kind, meta, batch)
-        self._publish(types, batch, meta)
+        kind = self.guardian.check_kinds(kinds, b)
+        batch = ingest_batch(self._stores, cdna, x, pri, kind, self.tick)
+        self._accepted(types, x, pri, kind, meta, batch, t0)
         return batch
 
     def add_tokens(
@@ -288,7 +256,7 @@ class Engine(EmergenceOps, StoreOps):
         x, _ = self.guardian.check_vectors(vectors, cdna, batch=True)
         b = x.shape[0]
         pri = self.guardian.check_priorities(priorities, b, batch=True)
-        kind = _kind_codes(kinds, b)
+        kind = self.guardian.check_kinds(kinds, b)
         bytes_after, alloc = planned_bytes(self.token_state, self.edge_state, b, 0, cdna.max_degree)
         self.guardian.check_growth(
             cdna,
@@ -314,32 +282,238 @@ class Engine(EmergenceOps, StoreOps):
         self._record("add_tokens", arrays={"vectors": x, "priorities": pri, "kinds": kind, "token_ids": ids})
         return ids
 
-    def _ingest(self, x: np.ndarray, pri: np.ndarray, kind: np.ndarray, t0: int) -> BatchResult:
-        stores = Stores(self.token_state, self.edge_state, self.index, self.guardian)
-        batch = ingest_batch(stores, self.cdna, x, pri, kind, self.tick)
-        b = len(batch)
+    def _accepted(
+        self,
+        types: str | list[str],
+        x: np.ndarray,
+        pri: np.ndarray,
+        kind: np.ndarray,
+        meta: Mapping[str, Any],
+        result: EmitResult | BatchResult,
+        t0: int,
+    ) -> None:
+        """The one place every accepted signal passes: advance the tick, count, log, publish."""
+        one = isinstance(result, EmitResult)
+        b = 1 if one else len(result)
         self.tick += b
         elapsed = time.perf_counter_ns() - t0
-        batch.processing_time_us = elapsed / 1e3
         c = self._counters
         c["signals"] += b
-        c["novel"] += int(batch.is_novel.sum())
+        c["novel"] += int(result.is_novel) if one else int(result.is_novel.sum())
         c["calls"] += 1
         c["emit_ns"] += elapsed
-        return batch
-
-    def _publish(self, types: str | list[str], batch: BatchResult, meta: Mapping[str, Any]) -> None:
+        if not one:
+            result.processing_time_us = elapsed / 1e3
+        self._log_emit(types, x, pri, kind, meta, result)
         bus = self.bus
         if isinstance(types, str):
             if not bus.has_subscribers("signals", types):
                 return
-            rows = range(len(batch))
-            typ = [types] * len(batch)
+            rows, typ = range(b), [types] * b
         else:
-            rows = [i for i, t in enumerate(types) if bus.has_subscribers("signals", t)]
-            typ = types
+            rows, typ = [i for i, t in enumerate(types) if bus.has_subscribers("signals", t)], types
         for i in rows:
-            bus.publish("signals", typ[i], _payload(batch, i, meta))
+            bus.publish("signals", typ[i], _payload(result, i, meta))
+
+    # --- dynamics, the hierarchy of fields, edge upkeep --------------------------------------------
+    @property
+    def steps(self) -> int:
+        """Dynamics steps integrated so far."""
+        return self.dynamics.steps
+
+    def step(self, n: int = 1) -> StepStats:
+        """Move the tokens ``n`` steps through the force field (DESIGN §4, ``docs/dynamics.md``).
+
+        Springs along learned edges, soft-sphere repulsion and field wells between tokens of a level, the
+        pull toward parent fields; damped, mass-aware velocity Verlet with Langevin noise at the CDNA's
+        temperature, speed and force capped, positions kept in the box. Publishes one
+        ``dynamics.stepped`` event on the ``metrics`` channel. Prefer ``step(n)`` with ``n >> 1`` (or
+        :meth:`run`) to many ``step()``: each call ends with one extra force evaluation for the energies.
+
+        Returns:
+            A :class:`~neurograph.fields.StepStats` (energies, largest displacement, rebuilds, wall time).
+
+        Raises:
+            ValueError: ``n`` is not an int ``>= 0`` (nothing changes).
+        """
+        return self._dynamics(n, max(n, 1) if isinstance(n, int) else n, None, progress=False)
+
+    def run(
+        self, steps: int, every: int = 100, callback: Callable[[StepStats], Any] | None = None
+    ) -> StepStats:
+        """Run ``steps`` dynamics steps with a :class:`~neurograph.fields.StepStats` every ``every`` steps,
+        published as ``dynamics.stepped`` on ``metrics`` (one host sync each) and passed to ``callback``;
+        a ``tqdm.auto`` progress bar shows on a terminal (``TQDM_DISABLE=1`` silences it).
+
+        Returns:
+            The summary of the whole run: energies at the end, the largest displacement from the start,
+            all steps, rebuilds and the wall time.
+
+        Raises:
+            ValueError: ``steps`` or ``every`` malformed (nothing changes).
+        """
+        return self._dynamics(steps, every, callback, progress=True)
+
+    def _dynamics(
+        self, steps: int, every: Any, callback: Callable[[StepStats], Any] | None, progress: bool
+    ) -> StepStats:
+        def on_stats(stats: StepStats) -> None:
+            self.index.invalidate()  # positions moved
+            count = self.dynamics.steps
+            self.bus.publish("metrics", "dynamics.stepped", lambda: {**stats.to_dict(), "step": count})
+            self._hierarchy_after_steps(stats.steps)
+            if callback is not None:
+                callback(stats)
+
+        t, e = self.token_state, self.edge_state
+        kwargs = {"every": every, "on_stats": on_stats, "progress": progress}
+        stats = self.dynamics.run(t, e, self.cdna, steps, self.generator, **kwargs)
+        self._record("step", {"n": steps, "every": every})
+        return stats
+
+    # --- the hierarchy of fields and edge upkeep -----------------------------------------------------
+    def hierarchy(self, rebuild: bool = True) -> Hierarchy:
+        """The emergent hierarchy (DESIGN §5): fields of tokens, fields of fields.
+
+        With ``rebuild`` the fields are found afresh from the current positions, masses and links (the
+        method: :mod:`neurograph.hierarchy`); fields that persist keep their ids, and ``field.born``,
+        ``field.died``, ``field.merged`` and ``field.split`` are published on the ``status`` channel.
+        Without it, the fields as last built.
+
+        Returns:
+            A :class:`~neurograph.hierarchy.view.Hierarchy` snapshot (levels as PyG ``Data``, ``parent(id)``,
+            ``children(id)``, ``path(id)``, ``fields(level)``, ``to_networkx()``, ``to_pandas()``).
+
+        Raises:
+            QuotaExceeded: the new field tokens or ``part_of`` edges would break a quota (nothing changes).
+        """
+        if rebuild:
+            self._rebuild_hierarchy()
+            self._record("hierarchy")
+        return Hierarchy.from_state(self.token_state, self.edge_state, self.tick)
+
+    def learn(self, failed: Any = None) -> LearningStats:
+        """Upkeep of the learned edges now (:func:`~neurograph.emit.hebbian.apply_learning`): hypotheses decay
+        over the engine ticks since their last reinforcement or the last ``learn()``, enough evidence
+        promotes them, edges below ``confidence_floor`` are pruned.
+
+        Args:
+            failed: ``[P, 2]`` token id pairs whose edge predicted wrongly (confidence lowered by half the
+                learning rate first); pairs without an edge are ignored.
+
+        Returns:
+            A :class:`~neurograph.emit.hebbian.LearningStats`; also published as ``learning.applied`` on
+            ``metrics``.
+        """
+        edge_slots = None
+        if failed is not None:
+            pairs = np.asarray(failed, dtype=np.int64).reshape(-1, 2)
+            slots = self.token_state.slots_of(pairs)  # (P, 2)
+            ok = (slots >= 0).all(1)
+            edge_slots = self.edge_state.find(slots[ok, 0], slots[ok, 1])
+            edge_slots = edge_slots[edge_slots >= 0]
+        stats = apply_learning(self.edge_state, self.cdna, self.tick, self._learned_at, edge_slots)
+        self._learned_at = self.tick
+        self._record("learn", {"failed": [] if failed is None else np.asarray(failed).tolist()})
+        self.bus.publish("metrics", "learning.applied", stats.to_dict)
+        return stats
+
+    @property
+    def hierarchy_every(self) -> int | None:
+        """Rebuild the hierarchy every this many dynamics steps (``None``: only on :meth:`hierarchy`)."""
+        return self._hierarchy_every
+
+    @hierarchy_every.setter
+    def hierarchy_every(self, every: int | None) -> None:
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ValueError(f"hierarchy_every must be None or an int >= 1, got {every!r}")
+        self._hierarchy_every = every
+
+    def _rebuild_hierarchy(self) -> None:
+        """Rebuild the fields (:func:`~neurograph.hierarchy.rebuild_hierarchy`) and publish what changed."""
+        for event_type, data in rebuild_hierarchy(
+            self.token_state, self.edge_state, self.cdna, self.guardian, self.tick
+        ):
+            self.bus.publish("status", event_type, data)
+        self._hierarchy_steps = 0
+
+    def _hierarchy_after_steps(self, n: int) -> None:
+        """Count ``n`` dynamics steps and rebuild when ``hierarchy_every`` have passed (call from ``step``;
+        not logged separately: replaying the steps rebuilds again). A rebuild refused by a quota is skipped
+        (the Guardian published ``guardian.quota``); the dynamics go on and the next period tries again."""
+        self._hierarchy_steps += int(n)
+        if self._hierarchy_every is not None and self._hierarchy_steps >= self._hierarchy_every:
+            try:
+                self._rebuild_hierarchy()
+            except QuotaExceeded:
+                self._hierarchy_steps = 0
+
+    # --- the store (DESIGN §8) ------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", **kwargs: Any) -> Engine:
+        """Open the store at ``path``: its newest valid snapshot, then the log after it (DESIGN §8).
+
+        A damaged newest snapshot is skipped (with a warning) for the one before. The store's own CDNA
+        history, seed and counters are in force; ``device`` may differ from the one that wrote it.
+
+        Args:
+            path: a store directory written by ``Engine(path=...)``.
+            device: where the tensors go.
+            **kwargs: keyword arguments of the constructor (``durability``, ``snapshot_every``, ``bus``...).
+
+        Raises:
+            StoreError: no store at ``path``, in use by another engine, written by a newer format version,
+                or damaged beyond recovery.
+        """
+        if not is_store(path):
+            why = "the path does not exist" if not os.path.exists(path) else "it holds no store.json"
+            raise StoreError(f"no neurograph store at {os.fspath(path)!r}: {why}")
+        return cls(device, path=path, **kwargs)
+
+    @property
+    def store(self) -> Store | None:
+        """The open store (log, snapshots), or ``None`` for an engine in memory only."""
+        return self._store
+
+    def save(self) -> Path:
+        """Write a snapshot of the whole state now (atomically) and return its path.
+
+        Raises:
+            StoreError: the engine has no store.
+        """
+        if self._store is None:
+            raise StoreError("this engine has no store: create it with Engine(path=...) or Engine.open(path)")
+        return self._store.snapshot(self)
+
+    def close(self) -> None:
+        """Snapshot what changed since the last snapshot, close the log and release the store's lock.
+
+        The engine stays usable in memory, no longer persistent. Idempotent; ``with Engine(path=p) as eng:``
+        closes on leaving the block.
+        """
+        if self._store is not None:
+            store, self._store = self._store, None
+            store.close(self)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _record(
+        self, op: str, payload: Mapping[str, Any] | None = None, arrays: Any = None, rows: int = 0
+    ) -> None:
+        """Log an operation that just changed the state (no-op without a store); see ``persist/ops.py``."""
+        if self._store is not None:
+            self._store.record(self, op, payload, arrays, rows)
+
+    def _log_emit(
+        self, types: Any, x: np.ndarray, pri: np.ndarray, kind: np.ndarray, meta: Any, result: Any
+    ) -> None:
+        """Log an accepted ``emit`` / ``emit_batch`` (durable when the call returns)."""
+        if self._store is not None:
+            self._store.record_emit(self, types, x, pri, kind, meta, result)
 
     # --- inspection ---------------------------------------------------------------------------------
     def tokens(self) -> pd.DataFrame:
@@ -429,9 +603,13 @@ class Engine(EmergenceOps, StoreOps):
 SignalSystem = Engine
 
 
-def _payload(batch: BatchResult, i: int, meta: Mapping[str, Any]) -> Callable[[], dict[str, Any]]:
+def _payload(
+    result: EmitResult | BatchResult, i: int, meta: Mapping[str, Any]
+) -> Callable[[], dict[str, Any]]:
+    """The event data of row ``i``, built only when a subscriber reads it."""
+
     def build() -> dict[str, Any]:
-        data = batch[i].to_dict()
+        data = (result if isinstance(result, EmitResult) else result[i]).to_dict()
         if meta:
             data["meta"] = dict(meta)
         return data
@@ -449,43 +627,3 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
     return dev
-
-
-def _resolve_cdna(cdna: CDNA | str | Mapping[str, Any] | None) -> CDNA:
-    if cdna is None:
-        return CDNA()
-    if isinstance(cdna, CDNA):
-        return cdna
-    if isinstance(cdna, str):
-        return CDNA.profile(cdna)
-    if isinstance(cdna, Mapping):
-        return CDNA.from_dict(cdna)
-    raise TypeError(f"cdna must be a CDNA, a profile name or a mapping, got {type(cdna).__name__}")
-
-
-_KIND_CODE = {name: i for i, name in enumerate(ENTITY_KINDS)}
-_DEFAULT_KIND = _KIND_CODE["concept"]
-
-
-def _kind_codes(kinds: Any, n: int) -> np.ndarray:
-    """Entity kind codes ``[n]`` from a name, a code, or one per row."""
-    if kinds is None:
-        return np.full(n, _DEFAULT_KIND, np.int16)
-    if isinstance(kinds, (str, int, np.integer)):
-        return np.full(n, _kind_code(kinds, None), np.int16)
-    seq = list(kinds)
-    if len(seq) != n:
-        raise InvalidSignal("kinds", len(seq), f"must be one kind or {n} kinds")
-    return np.array([_kind_code(k, i) for i, k in enumerate(seq)], np.int16)
-
-
-def _kind_code(kind: Any, index: int | None) -> int:
-    if isinstance(kind, str):
-        if kind not in _KIND_CODE:
-            raise InvalidSignal("kind", kind, f"must be one of {list(ENTITY_KINDS)}", index)
-        return _KIND_CODE[kind]
-    if isinstance(kind, (int, np.integer)) and not isinstance(kind, bool) and 0 <= kind < len(ENTITY_KINDS):
-        return int(kind)
-    raise InvalidSignal(
-        "kind", kind, f"must be an entity kind name or a code 0..{len(ENTITY_KINDS) - 1}", index
-    )

@@ -18,7 +18,6 @@ channel.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,12 +26,12 @@ import torch
 
 from neurograph.cdna import CDNA
 from neurograph.errors import InvalidSignal, QuotaExceeded
+from neurograph.events.taxonomy import MAX_TYPE_LENGTH, is_event_type
+from neurograph.kinds import DEFAULT_KIND, ENTITY_KINDS, KIND_CODE
 from neurograph.space import AXES, DIM
+from neurograph.state import EdgeState, TokenState, planned_bytes
 
-__all__ = ["EVENT_TYPE_RE", "Guardian"]
-
-EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_MAX_TYPE_LEN = 128
+__all__ = ["Guardian"]
 
 Publish = Callable[[str, str, Mapping[str, Any]], Any]
 
@@ -60,11 +59,13 @@ class Guardian:
     # --- signals ------------------------------------------------------------------------------------
     def check_event_type(self, event_type: Any, index: int | None = None) -> str:
         """Return ``event_type`` if well formed, else raise ``InvalidSignal(field="event_type")``."""
+        if is_event_type(event_type):  # the one rule, from neurograph.events.taxonomy
+            return event_type
         if not isinstance(event_type, str):
             self._reject("event_type", event_type, "must be a string", index)
-        if len(event_type) > _MAX_TYPE_LEN:
-            self._reject("event_type", event_type, f"must be at most {_MAX_TYPE_LEN} characters", index)
-        if not EVENT_TYPE_RE.match(event_type):
+        if len(event_type) > MAX_TYPE_LENGTH:
+            self._reject("event_type", event_type, f"must be at most {MAX_TYPE_LENGTH} characters", index)
+        else:
             self._reject(
                 "event_type",
                 event_type,
@@ -152,6 +153,80 @@ class Guardian:
             row = int(np.argmax(bad))
             self._reject(field, int(p[row]), "must be an integer in 0..255", row if batch else None)
         return p
+
+    # --- growth -------------------------------------------------------------------------------------
+    def check_kinds(self, kinds: Any, n: int) -> np.ndarray:
+        """Entity kind codes ``[n]`` int16 from ``None`` (``concept``), a name, a code, or one per row.
+
+        Raises:
+            InvalidSignal: an unknown name or code, or a list of the wrong length (field ``kind``/``kinds``).
+        """
+        if kinds is None:
+            return np.full(n, DEFAULT_KIND, np.int16)
+        if isinstance(kinds, (str, int, np.integer)):
+            return np.full(n, self._kind_code(kinds, None), np.int16)
+        seq = list(kinds)
+        if len(seq) != n:
+            self._reject("kinds", len(seq), f"must be one kind or {n} kinds")
+        return np.array([self._kind_code(k, i) for i, k in enumerate(seq)], np.int16)
+
+    def _kind_code(self, kind: Any, index: int | None) -> int:
+        if isinstance(kind, str):
+            if kind not in KIND_CODE:
+                self._reject("kind", kind, f"must be one of {list(ENTITY_KINDS)}", index)
+            return KIND_CODE[kind]
+        if (
+            isinstance(kind, (int, np.integer))
+            and not isinstance(kind, bool)
+            and 0 <= kind < len(ENTITY_KINDS)
+        ):
+            return int(kind)
+        self._reject("kind", kind, f"must be an entity kind name or a code 0..{len(ENTITY_KINDS) - 1}", index)
+        return 0  # unreachable: _reject raises
+
+    # --- the state within the CDNA -----------------------------------------------------------------
+    def check_widening(self, cdna: CDNA, tokens: TokenState, edges: EdgeState) -> None:
+        """Refuse, before anything changes, a CDNA whose wider degree bound would reallocate the adjacency
+        tables past its memory quota or the free device memory.
+
+        Raises:
+            QuotaExceeded: the reallocation would break a quota.
+        """
+        after, alloc = planned_bytes(tokens, edges, 0, 0, cdna.max_degree)
+        if alloc:
+            self.check_growth(
+                cdna,
+                tokens_after=0,
+                edges_after=0,
+                bytes_after=after,
+                alloc_bytes=alloc,
+                device=tokens.device,
+            )
+
+    def conform(self, cdna: CDNA, tokens: TokenState, edges: EdgeState) -> None:
+        """Clamp every stored value into the bounds of ``cdna`` and enforce its degree bound (each token
+        keeps its most confident edges). Called after every CDNA change, before anything else runs."""
+        t, e, c = tokens, edges, cdna
+        n = t.count
+        lo = torch.tensor(c.axis_min, device=t.device)
+        hi = torch.tensor(c.axis_max, device=t.device)
+        t.pos[:n] = torch.maximum(torch.minimum(t.pos[:n], hi), lo)
+        field = t.level[:n] > 0  # fields weigh the sum of their children, bounded by field_mass_max
+        upper = torch.where(field, c.field_mass_max, c.mass_max).to(t.mass.dtype)
+        t.mass[:n] = torch.minimum(t.mass[:n].clamp_min(c.mass_min), upper)
+        t.radius[:n].clamp_(c.radius_min, c.radius_max)
+        t.strength[:n].clamp_(c.strength_min, c.strength_max)
+        m = e.count
+        e.weight[:m].clamp_(c.weight_min, c.weight_max)
+        e.rest[:m].clamp_(c.rest_min, c.rest_max)
+        e.ensure_nodes(t.capacity, c.max_degree)
+        over = np.nonzero(e.gather("degree", np.arange(e.adj.shape[0])) > c.max_degree)[0]
+        if over.size:  # keep each token's most confident edges
+            rows = e.gather("adj", over)
+            conf = np.where(rows >= 0, e.gather("confidence", np.maximum(rows, 0)), -np.inf)
+            order = np.argsort(-conf, axis=1, kind="stable")
+            drop = np.take_along_axis(rows, order, 1)[:, c.max_degree :]
+            e.remove(drop[drop >= 0])
 
     # --- growth -------------------------------------------------------------------------------------
     def check_growth(

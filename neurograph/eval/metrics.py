@@ -7,7 +7,7 @@ free: :func:`cluster_scores` also reports the *coverage* and the NMI over the co
 - :func:`nmi`, :func:`ari`: scikit-learn's normalised mutual information (arithmetic normalisation) and
   adjusted Rand index.
 - :func:`purity`: the share of samples whose predicted group's majority label is theirs.
-- :func:`nesting_consistency`: per level of a :class:`~neurograph.hierarchy.view.Hierarchy`, the share of tokens
+- :func:`nesting_consistency`: per level of a :class:`~neurograph.hierarchy.Hierarchy`, the share of tokens
   whose ball lies inside their parent field's ball (``d + r_child <= R_parent``, geometric nesting) and
   the share whose nearest field one level up (by distance to its centre) is their own parent (the
   fields are basins, not Voronoi cells, so this is not 1 by construction).

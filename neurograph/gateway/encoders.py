@@ -47,11 +47,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 
 from neurograph.errors import InvalidSignal
+from neurograph.gateway.encoder_base import Encoder, EncoderBase, check_text
 from neurograph.space import AXES, AXIS_INDEX, DIM
 
 __all__ = [
@@ -74,42 +75,11 @@ _PACK_F32 = struct.Struct("<8f").pack  # 8 doubles -> 8 float32 (round to neares
 MAX_TERMS = 1 << 20  # cached terms per encoder before the cache starts afresh (bounds memory)
 
 
-@runtime_checkable
-class Encoder(Protocol):
-    """What a sensor's encoder provides: ``encode(value) -> [8]`` and ``encode_batch(values) -> [B, 8]``
-    (float32), ``accepts`` (``"text"``, ``"numeric"`` or ``"vector"``) and ``name``."""
-
-    name: ClassVar[str]
-    accepts: ClassVar[str]
-
-    def encode(self, value: Any) -> np.ndarray: ...
-
-    def encode_batch(self, values: Sequence[Any]) -> np.ndarray: ...
-
-
-class _Base:
-    """Shared behaviour: ``__call__`` is ``encode``; the default batch stacks single encodings."""
-
-    def __call__(self, value: Any) -> np.ndarray:
-        return self.encode(value)  # type: ignore[attr-defined]
-
-    def encode_batch(self, values: Sequence[Any]) -> np.ndarray:
-        """``[B, 8]`` float32, row ``i`` = ``encode(values[i])``."""
-        rows = [self.encode(v) for v in values]  # type: ignore[attr-defined]
-        return np.stack(rows) if rows else np.zeros((0, DIM), np.float32)
-
-
 def stable_digest(term: str | bytes, seed: int = 0) -> bytes:
     """8 bytes of BLAKE2b of ``term`` (UTF-8), keyed by ``seed``: the same in every process."""
     data = term if isinstance(term, bytes) else term.encode("utf-8")
     key = seed.to_bytes(8, "little") if seed else b""
     return hashlib.blake2b(data, digest_size=DIM, key=key).digest()
-
-
-def _check_text(text: Any, index: int | None = None) -> str:
-    if not isinstance(text, str):
-        raise InvalidSignal("text", text, "must be a string", index)
-    return text
 
 
 def _ascii_table() -> bytes:
@@ -180,7 +150,7 @@ class _TermTable:
 
 
 @dataclass(frozen=True)
-class HashedTermEncoder(_Base):
+class HashedTermEncoder(EncoderBase):
     """Hashed term frequencies (module docstring).
 
     Args:
@@ -205,7 +175,7 @@ class HashedTermEncoder(_Base):
     def counts(self, text: str) -> tuple[int, ...]:
         """The 8 integer sums of the term directions of ``text`` (before scaling)."""
         if text.__class__ is not str:
-            _check_text(text)
+            check_text(text)
         terms = terms_of(text)
         n = len(terms)
         if n >= 1 << (_LANE - 8):  # a lane could overflow: sum int8 rows instead
@@ -239,7 +209,7 @@ class HashedTermEncoder(_Base):
             return np.zeros((0, DIM), np.float32)
         for i, t in enumerate(texts):
             if t.__class__ is not str:
-                _check_text(t, i)
+                check_text(t, i)
         joined = _SEP + _SEP.join(texts)  # one separator before each text
         if joined.isascii():
             terms = joined.encode("ascii").replace(b"\x00", b" \x00 ").translate(_ASCII).split()
@@ -294,7 +264,7 @@ _ALPHA = 15.0  # VADER's normalisation constant: s / sqrt(s^2 + alpha)
 
 
 @dataclass(frozen=True)
-class SentimentEncoder(_Base):
+class SentimentEncoder(EncoderBase):
     """Lexicon sentiment: valence on ``valence_axis``, arousal on ``arousal_axis`` (module docstring).
 
     Args:
@@ -326,7 +296,7 @@ class SentimentEncoder(_Base):
 
     def scores(self, text: str) -> tuple[float, float]:
         """``(valence in (-1, 1), arousal in [0, 1))`` of ``text``."""
-        terms = TERM_RE.findall(_check_text(text).lower())
+        terms = TERM_RE.findall(check_text(text).lower())
         lex, total, mag, flip, boost = self._lexicon, 0.0, 0.0, 0, 1.0
         for term in terms:
             v = lex.get(term)
@@ -359,7 +329,7 @@ class SentimentEncoder(_Base):
 
 # --------------------------------------------------------------------------------------------- numbers
 @dataclass(frozen=True)
-class NumericEncoder(_Base):
+class NumericEncoder(EncoderBase):
     """Numbers mapped linearly from ``[low, high]`` onto ``[-1, 1]`` (clipped) on ``axes`` in order.
 
     Args:
@@ -410,7 +380,7 @@ def _is_numbers(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class PassthroughEncoder(_Base):
+class PassthroughEncoder(EncoderBase):
     """8 finite numbers as they are (``clip=True``: clipped into ``[-1, 1]``)."""
 
     name: ClassVar[str] = "passthrough"

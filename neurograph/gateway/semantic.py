@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neurograph.errors import InvalidSignal
-from neurograph.gateway.encoders import _Base, _check_text
+from neurograph.gateway.encoder_base import EncoderBase, check_text
 from neurograph.space import DIM
 
 __all__ = ["MODEL_NAME", "SemanticEncoder", "default_corpus", "default_projection_path"]
@@ -82,7 +82,7 @@ def embed(texts: Sequence[str], device: str = "cpu", batch_size: int = 64) -> np
 
 
 @dataclass(frozen=True)
-class SemanticEncoder(_Base):
+class SemanticEncoder(EncoderBase):
     """MiniLM embeddings projected to 8-D by a saved PCA (module docstring).
 
     Args:
@@ -119,7 +119,7 @@ class SemanticEncoder(_Base):
         Raises:
             InvalidSignal: fewer than 9 texts, or a text that is not a string.
         """
-        texts = default_corpus() if corpus is None else [_check_text(t, i) for i, t in enumerate(corpus)]
+        texts = default_corpus() if corpus is None else [check_text(t, i) for i, t in enumerate(corpus)]
         if len(texts) <= DIM:
             raise InvalidSignal("corpus", len(texts), f"needs at least {DIM + 1} texts for an {DIM}-D PCA")
         target = Path(path) if path is not None else default_projection_path()
@@ -164,7 +164,7 @@ class SemanticEncoder(_Base):
         Shapes:
             texts: ``B`` strings -> ``[B, 8]``.
         """
-        texts = [_check_text(t, i) for i, t in enumerate(texts)]
+        texts = [check_text(t, i) for i, t in enumerate(texts)]
         if not texts:
             return np.zeros((0, DIM), np.float32)
         p = self._projection()

@@ -11,7 +11,14 @@
 """
 
 from neurograph.hierarchy.basins import BasinGrouping, Basins
-from neurograph.hierarchy.build import HierarchyPlan, LevelPlan, apply_hierarchy, grouping_of, plan_hierarchy
+from neurograph.hierarchy.build import (
+    HierarchyPlan,
+    LevelPlan,
+    apply_hierarchy,
+    grouping_of,
+    plan_hierarchy,
+    rebuild_hierarchy,
+)
 from neurograph.hierarchy.matching import Matching, match_fields
 from neurograph.hierarchy.view import Hierarchy
 
@@ -26,4 +33,5 @@ __all__ = [
     "grouping_of",
     "match_fields",
     "plan_hierarchy",
+    "rebuild_hierarchy",
 ]

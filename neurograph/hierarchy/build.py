@@ -24,9 +24,9 @@ turns groups into tokens one level up:
 3. repeat on the new fields, up to ``max_levels`` levels above the signal tokens.
 
 Fields keep their id (and slot) across rebuilds while they persist, matched by member overlap
-(:mod:`neurograph.hierarchy.matching`); ``field.born``, ``field.died``, ``field.merged`` and ``field.split`` say
-what changed. Fields that did not persist are killed (ids are never reused) with their ``part_of``
-edges. Only level-0 tokens are in the neighbour index, so fields never disturb novelty.
+(:mod:`neurograph.hierarchy.matching`); ``field.born``, ``field.died``, ``field.merged`` and
+``field.split`` say what changed. Fields that did not persist are killed (ids are never reused) with
+their ``part_of`` edges. Only level-0 tokens are in the neighbour index, so fields never disturb novelty.
 
 A rebuild is planned first (:func:`plan_hierarchy`, no state changes), so that the Guardian can check
 the growth against the quotas, and then applied (:func:`apply_hierarchy`). ``Engine.hierarchy()`` does
@@ -43,12 +43,20 @@ import torch
 from torch import Tensor
 
 from neurograph.cdna import CDNA
+from neurograph.guardian import Guardian
 from neurograph.hierarchy.basins import BasinGrouping
 from neurograph.hierarchy.matching import Matching, match_fields
 from neurograph.kinds import FIELD_KIND, IMMUTABLE, PART_OF, is_learned_kind
-from neurograph.state import EdgeState, TokenState
+from neurograph.state import EdgeState, TokenState, planned_bytes
 
-__all__ = ["HierarchyPlan", "LevelPlan", "apply_hierarchy", "grouping_of", "plan_hierarchy"]
+__all__ = [
+    "HierarchyPlan",
+    "LevelPlan",
+    "apply_hierarchy",
+    "grouping_of",
+    "plan_hierarchy",
+    "rebuild_hierarchy",
+]
 
 
 @dataclass
@@ -240,6 +248,30 @@ def apply_hierarchy(
 
 
 # --- planning one level -------------------------------------------------------------------------------
+def rebuild_hierarchy(
+    tokens: TokenState, edges: EdgeState, cdna: CDNA, guardian: Guardian, tick: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """Plan a rebuild, let the Guardian check its growth, apply it (plan -> Guardian -> apply).
+
+    Returns:
+        The lifecycle events ``(event_type, data)`` to publish on ``status``.
+
+    Raises:
+        QuotaExceeded: the new field tokens or ``part_of`` edges would break a quota (nothing changed).
+    """
+    plan = plan_hierarchy(tokens, edges, cdna)
+    after, alloc = planned_bytes(tokens, edges, plan.n_new_tokens, plan.n_new_edges, cdna.max_degree)
+    guardian.check_growth(
+        cdna,
+        tokens_after=tokens.n_alive + plan.n_new_tokens - plan.kill.size,
+        edges_after=edges.n_alive + plan.n_new_edges - plan.edge_remove.size,
+        bytes_after=after,
+        alloc_bytes=alloc,
+        device=tokens.device,
+    )
+    return apply_hierarchy(plan, tokens, edges, cdna, tick)
+
+
 def _level0(
     tokens: TokenState, edges: EdgeState, cdna: CDNA, slots: np.ndarray, parent: np.ndarray
 ) -> _Members:

@@ -14,7 +14,12 @@ import numpy as np
 
 from neurograph.errors import StoreError
 
-__all__ = ["FORMAT_VERSION", "check_format", "jsonable"]
+__all__ = ["FORMAT_VERSION", "Engine", "check_format", "jsonable"]
+
+#: A :class:`neurograph.engine.Engine`. The store sits below the engine in the layers (DESIGN §1): the
+#: engine calls the store, and the store reaches the engine only through the object it is handed, so
+#: ``persist`` never imports ``neurograph.engine`` (no import cycle). The alias names the role in signatures.
+Engine = Any
 
 FORMAT_VERSION = 1  # bump when a change would make older builds misread a store
 

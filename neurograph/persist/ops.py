@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,11 +39,9 @@ import torch
 from neurograph.cdna import CDNA
 from neurograph.emit.results import BatchResult, EmitResult
 from neurograph.errors import StoreError
+from neurograph.persist.format import Engine
 from neurograph.persist.log import Record
 from neurograph.persist.snapshot import restore
-
-if TYPE_CHECKING:
-    from neurograph.engine import Engine
 
 __all__ = ["OPS", "ReplaySummary", "emit_record", "register_op", "replay"]
 
@@ -184,6 +182,26 @@ def _stamp(engine: Engine, rec: Record) -> int:
     engine.history.log[-1]["time"] = rec.time
     version = rec.payload.get("version")
     return int(version is not None and version != engine.cdna.version)
+
+
+# --- dynamics, the hierarchy, edge upkeep ----------------------------------------------------------
+@register_op("step")
+def _replay_step(engine: Engine, rec: Record) -> int:
+    """Re-run the steps (the dynamics are re-run, not replayed bit for bit: ``docs/persistence.md``)."""
+    engine.run(rec.payload["n"], every=rec.payload["every"])
+    return 0
+
+
+@register_op("hierarchy")
+def _replay_hierarchy(engine: Engine, rec: Record) -> int:
+    engine.hierarchy()
+    return 0
+
+
+@register_op("learn")
+def _replay_learn(engine: Engine, rec: Record) -> int:
+    engine.learn(rec.payload.get("failed") or None)
+    return 0
 
 
 # --- the store's first record -----------------------------------------------------------------------

@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,10 +36,7 @@ from safetensors.torch import load_file, save_file
 
 from neurograph.cdna import CDNAHistory
 from neurograph.errors import StoreError
-from neurograph.persist.format import FORMAT_VERSION, check_format, jsonable
-
-if TYPE_CHECKING:
-    from neurograph.engine import Engine
+from neurograph.persist.format import FORMAT_VERSION, Engine, check_format, jsonable
 
 __all__ = [
     "STATE",
@@ -92,6 +89,13 @@ def register_state(
     get = get_fn if get_fn is not None else (lambda engine: getattr(engine, name))
     put = set_fn if set_fn is not None else (lambda engine, value: setattr(engine, name, value))
     STATE[name] = StateField(name, get, put)
+
+
+# snapshots carry the dynamics' step counter (the neighbour list is rebuilt), the upkeep clock and the steps
+# since the last hierarchy rebuild; the log re-runs the operations after them
+register_state("dynamics.steps", lambda e: e.dynamics.steps, lambda e, v: setattr(e.dynamics, "steps", v))
+register_state("_learned_at")
+register_state("_hierarchy_steps")
 
 
 # --- engine <-> (tensors, metadata) -----------------------------------------------------------------

@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
@@ -42,7 +42,7 @@ from safetensors import SafetensorError
 from neurograph.emit.results import BatchResult, EmitResult
 from neurograph.errors import StoreError
 from neurograph.events import EventBus
-from neurograph.persist.format import FORMAT_VERSION, check_format
+from neurograph.persist.format import FORMAT_VERSION, Engine, check_format
 from neurograph.persist.log import DURABILITY, EventLog
 from neurograph.persist.ops import emit_record, replay
 from neurograph.persist.snapshot import (
@@ -59,9 +59,6 @@ try:  # POSIX advisory locks; elsewhere a store is not protected against a secon
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
-
-if TYPE_CHECKING:
-    from neurograph.engine import Engine
 
 __all__ = ["LOG_FILE", "SNAPSHOT_DIR", "STORE_FILE", "Store", "StoreConfig", "is_store"]
 
