@@ -264,6 +264,21 @@ class CDNA:
         return d
 
     # --- derivation ---------------------------------------------------------------------------------
+    # --- the mass formulas (one place for emit, emit_batch and add_tokens) --------------------------
+    def token_mass(self, priority: Any) -> Any:
+        """Mass of a new token made by a signal of ``priority`` (0..255): ``0.5 + mass_gain * p / 255``
+        within ``[mass_min, mass_max]``. Takes a number, a numpy array or a tensor; returns the same kind
+        (float64 for numpy)."""
+        mass = 0.5 + self.mass_gain * priority / 255.0
+        if hasattr(mass, "clip"):
+            return mass.clip(self.mass_min, self.mass_max)
+        return min(max(mass, self.mass_min), self.mass_max)
+
+    def resonance_gain(self, priority: Any) -> Any:
+        """Mass a resonating token gains from a signal of ``priority``: ``learning_rate * mass_gain * p /
+        255`` (the caller bounds the sum by ``mass_max``). Numbers, numpy arrays or tensors."""
+        return self.learning_rate * self.mass_gain * priority / 255.0
+
     def replace(self, **changes: Any) -> CDNA:
         """A new, validated version with ``changes`` applied (``version`` + 1).
 

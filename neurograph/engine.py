@@ -270,7 +270,7 @@ class Engine:
             b,
             tick=self.tick,
             pos=x,
-            mass=np.clip(0.5 + cdna.mass_gain * pri / 255.0, cdna.mass_min, cdna.mass_max).astype(np.float32),
+            mass=cdna.token_mass(pri).astype(np.float32),
             radius=np.float32(cdna.token_radius),
             strength=np.float32(cdna.token_strength),
             kind=kind,

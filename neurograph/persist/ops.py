@@ -16,7 +16,7 @@ Adding an operation (e.g. ``step`` of the dynamics):
 1. at the end of the engine method, once the state has changed and nothing can fail any more, call
    ``self._record("step", {"n": n})`` (payload: JSON-able values; large data as ``arrays={name: ndarray}``;
    ``rows=`` counts signals for the ``snapshot_every`` schedule);
-2. register its replay here (or in the module that owns the operation, imported before stores open)::
+2. register its replay here, beside every other replay::
 
        @register_op("step")
        def _replay_step(engine: Engine, rec: Record) -> int:
