@@ -29,6 +29,7 @@ __all__ = [
     "CHANNELS",
     "FIELDS",
     "MAX_TYPE_LENGTH",
+    "SEGMENT",
     "TAXONOMY",
     "Event",
     "EventTypeRegistry",
@@ -41,8 +42,9 @@ __all__ = [
 CHANNELS: tuple[str, ...] = ("signals", "actions", "metrics", "logs", "status", "connections")
 FIELDS: tuple[str, ...] = ("channel", "event_type", "timestamp", "data")  # top-level filter fields
 MAX_TYPE_LENGTH = 128  # characters, as for the event type of a signal (DESIGN §3)
-_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
-_WILDCARD = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*\.\*")
+SEGMENT = r"[a-z][a-z0-9_]*"  # one segment of a dotted name
+_NAME = re.compile(rf"{SEGMENT}(?:\.{SEGMENT})+")
+_WILDCARD = re.compile(rf"{SEGMENT}(?:\.{SEGMENT})*\.\*")
 
 _TAXONOMY_ROWS = {  # DESIGN §7 with its braces unfolded: prefix -> leaves
     "signal.input.external.text": "chat command query transcription",

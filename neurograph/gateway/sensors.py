@@ -33,15 +33,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neurograph.errors import InvalidSignal
+from neurograph.events.taxonomy import MAX_TYPE_LENGTH, SEGMENT, is_event_type
 from neurograph.gateway.encoders import Encoder, NumericEncoder, make_encoder
 from neurograph.kinds import ENTITY_KINDS
 
 __all__ = ["DOMAINS", "Sensor", "SensorRegistry", "builtin_sensors"]
 
 DOMAINS = ("external", "internal", "system")  # the segment after signal.input (DESIGN §7)
-_NAME_RE = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
-_SEGMENT_RE = re.compile(r"[a-z][a-z0-9_]*")
-_MAX_TYPE = 128  # characters of an event type
+_NAME_RE = re.compile(rf"{SEGMENT}(?:\.{SEGMENT})*")  # a sensor name: one or more segments
+_SEGMENT_RE = re.compile(SEGMENT)
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,9 @@ class Sensor:
         if not all(isinstance(t, str) for t in tags):
             raise InvalidSignal("tags", self.tags, "must be strings")
         event_type = f"signal.input.{self.domain}.{self.modality}.{self.name}"
-        if len(event_type) > _MAX_TYPE:
+        if not is_event_type(event_type):  # the parts are well formed: only the length can fail
             raise InvalidSignal(
-                "sensor", self.name, f"makes an event type longer than {_MAX_TYPE} characters"
+                "sensor", self.name, f"makes an event type longer than {MAX_TYPE_LENGTH} characters"
             )
         object.__setattr__(self, "tags", tags)
         object.__setattr__(self, "encoder", make_encoder(self.encoder))
