@@ -48,7 +48,7 @@ from neurograph.emit import (
     ingest_batch,
     ingest_one,
 )
-from neurograph.errors import QuotaExceeded, StoreError, UnknownToken
+from neurograph.errors import InvalidArgument, QuotaExceeded, StoreError, UnknownToken
 from neurograph.events import EventBus, Subscription
 from neurograph.fields import Dynamics, StepStats
 from neurograph.guardian import Guardian
@@ -62,6 +62,8 @@ from neurograph.state import EdgeState, TokenState, planned_bytes
 
 __all__ = ["Engine", "SignalSystem"]
 
+_UNSET: Any = object()  # an option not given: a new engine takes the default, an opened store its own
+
 
 class Engine:
     """Tokens in an 8-D semantic space, judged novel or familiar, linked and bounded by a CDNA.
@@ -74,11 +76,12 @@ class Engine:
         capacity: initial token capacity (doubles when full).
         index_backend: neighbour search backend, see :class:`~neurograph.neighbors.NeighborIndex`.
         bus: an :class:`~neurograph.events.EventBus` to publish on (a new one by default).
-        hierarchy_every: rebuild the hierarchy every this many dynamics steps (``None``: only when
-            :meth:`hierarchy` is called).
-        dynamics: force-field backend of :meth:`step` / :meth:`run`: ``"auto"`` (``eager`` on the CPU,
-            ``triton`` on CUDA when triton is importable, else ``compiled``), ``"reference"``, ``"eager"``,
-            ``"compiled"`` or ``"triton"``; see :mod:`neurograph.fields.backends`.
+        hierarchy_every: rebuild the hierarchy every this many dynamics steps (``None``, the default: only
+            when :meth:`hierarchy` is called). Kept by the store (see :attr:`options`).
+        dynamics: force-field backend of :meth:`step` / :meth:`run` (kept by the store, see
+            :attr:`options`): ``"auto"`` (``eager`` on the CPU, ``triton`` on CUDA when triton is
+            importable, else ``compiled``), ``"reference"``, ``"eager"``, ``"compiled"`` or ``"triton"``;
+            see :mod:`neurograph.fields.backends`.
         path: a store directory (DESIGN §8): created if missing, continued (state loaded, its CDNA and
             seed in force) if it holds a store; every state change is logged there before it returns.
             ``None``: in memory only. See ``docs/persistence.md``.
@@ -104,8 +107,8 @@ class Engine:
         snapshot_every: int | None = None,
         snapshot_seconds: float | None = None,
         keep_snapshots: int = 3,
-        hierarchy_every: int | None = None,
-        dynamics: str = "auto",
+        hierarchy_every: Any = _UNSET,  # int | None
+        dynamics: Any = _UNSET,  # str
     ) -> None:
         self.device = _resolve_device(device)
         self.history = CDNAHistory([CDNA.resolve(cdna)])
@@ -120,16 +123,20 @@ class Engine:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.tick = 0
         self._counters = {"signals": 0, "novel": 0, "calls": 0, "emit_ns": 0}
-        self.dynamics = Dynamics(dynamics, self.device)  # issue 3: force field, neighbour list, step counter
-        self.hierarchy_every = hierarchy_every  # issue 4: periodic rebuilds (dynamics steps; validated)
+        self._store: Store | None = None  # attached last (below): loading replays through the methods
+        options = {"hierarchy_every": hierarchy_every, "dynamics": dynamics}
+        given = {k: v for k, v in options.items() if v is not _UNSET}  # the options the caller passed
+        self._dynamics_name = given.get("dynamics", "auto")
+        self.dynamics = Dynamics(self._dynamics_name, self.device)  # force field, neighbour list, step count
+        self._hierarchy_every: int | None = None
+        self.hierarchy_every = given.get("hierarchy_every")  # periodic rebuilds (dynamics steps; validated)
         self._hierarchy_steps = 0  # dynamics steps since the last rebuild
         self._learned_at = 0  # tick of the last learn() (decay before it is applied)
         # persistence (issue 6): keep this block last in __init__, loading a store replays the log through
         # the engine's own methods, which need every attribute above
-        self._store: Store | None = None
         if path is not None:
             config = StoreConfig(durability, snapshot_every, snapshot_seconds, keep_snapshots)
-            self._store = Store.attach(self, path, config, cdna_given=cdna is not None)
+            self._store = Store.attach(self, path, config, cdna_given=cdna is not None, options_given=given)
 
     # --- the constitution ---------------------------------------------------------------------------
     @property
@@ -426,8 +433,28 @@ class Engine:
     @hierarchy_every.setter
     def hierarchy_every(self, every: int | None) -> None:
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-            raise ValueError(f"hierarchy_every must be None or an int >= 1, got {every!r}")
-        self._hierarchy_every = every
+            raise InvalidArgument("hierarchy_every", every, "must be None or an int >= 1")
+        if every != self._hierarchy_every:
+            self._hierarchy_every = every
+            self._record("options", {"hierarchy_every": every})
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The engine options that shape the state: ``hierarchy_every`` and ``dynamics`` (the backend
+        asked for). The store keeps them (snapshots and the log), so ``Engine.open(path)`` restores them
+        without arguments; an argument that contradicts the store raises
+        :class:`~neurograph.errors.OptionMismatch`."""
+        return {"hierarchy_every": self._hierarchy_every, "dynamics": self._dynamics_name}
+
+    def _set_options(self, options: Mapping[str, Any]) -> None:
+        """Put stored options back (snapshots and the ``options`` log record); the step count stays."""
+        if "dynamics" in options and options["dynamics"] != self._dynamics_name:
+            steps = self.dynamics.steps
+            self._dynamics_name = options["dynamics"]
+            self.dynamics = Dynamics(self._dynamics_name, self.device)
+            self.dynamics.steps = steps
+        if "hierarchy_every" in options:
+            self.hierarchy_every = options["hierarchy_every"]
 
     def _rebuild_hierarchy(self) -> None:
         """Rebuild the fields (:func:`~neurograph.hierarchy.rebuild_hierarchy`) and publish what changed."""

@@ -13,10 +13,12 @@ from typing import Any
 
 __all__ = [
     "CapacityError",
+    "InvalidArgument",
     "InvalidCDNA",
     "InvalidQuery",
     "InvalidSignal",
     "NeurographError",
+    "OptionMismatch",
     "QuotaExceeded",
     "StoreError",
     "UnknownToken",
@@ -27,7 +29,21 @@ class NeurographError(Exception):
     """Base class of every error raised by neurograph."""
 
 
-class InvalidSignal(NeurographError, ValueError):
+class InvalidArgument(NeurographError, ValueError):
+    """An argument of a public call is malformed (``step(-5)``, ``hierarchy_every=0``, ...); nothing changed.
+
+    Attributes:
+        field: the argument's name.
+        value: the offending value.
+    """
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"invalid {field}: {reason}; got {_short(value)}")
+
+
+class InvalidSignal(InvalidArgument):
     """A signal failed validation (shape, finiteness, priority, event type, box in strict mode).
 
     Attributes:
@@ -37,11 +53,10 @@ class InvalidSignal(NeurographError, ValueError):
     """
 
     def __init__(self, field: str, value: Any, reason: str, index: int | None = None) -> None:
-        self.field = field
-        self.value = value
         self.index = index
         where = f" (row {index})" if index is not None else ""
-        super().__init__(f"invalid {field}{where}: {reason}; got {_short(value)}")
+        super().__init__(f"{field}{where}", value, reason)
+        self.field = field
 
 
 class InvalidCDNA(NeurographError, ValueError):
@@ -90,6 +105,29 @@ class InvalidQuery(NeurographError, ValueError):
 
 class StoreError(NeurographError):
     """A persistent store is missing, damaged, or written by a newer format version."""
+
+
+class OptionMismatch(StoreError, ValueError):
+    """An engine option given to ``Engine.open`` / ``Engine(path=...)`` contradicts the one the store keeps.
+
+    The store records every option that shapes the state (``hierarchy_every``, ``dynamics``) and
+    restores it; opening with another value would re-run the log differently, so it is refused (nothing
+    was changed). Leave the argument out to continue with the store's value, or change it after opening.
+
+    Attributes:
+        field: the option's name.
+        stored: the store's value.
+        given: the value passed.
+    """
+
+    def __init__(self, field: str, stored: Any, given: Any) -> None:
+        self.field = field
+        self.stored = stored
+        self.given = given
+        super().__init__(
+            f"invalid {field}: the store keeps {field}={stored!r}, got {given!r}; leave it out to continue "
+            f"with the store's value, or set it after opening"
+        )
 
 
 def _short(value: Any, limit: int = 120) -> str:

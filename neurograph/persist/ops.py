@@ -198,6 +198,13 @@ def _replay_hierarchy(engine: Engine, rec: Record) -> int:
     return 0
 
 
+@register_op("options")
+def _replay_options(engine: Engine, rec: Record) -> int:
+    """An option that shapes the state changed (``eng.hierarchy_every = 10``)."""
+    engine._set_options(rec.payload)
+    return 0
+
+
 @register_op("learn")
 def _replay_learn(engine: Engine, rec: Record) -> int:
     engine.learn(rec.payload.get("failed") or None)

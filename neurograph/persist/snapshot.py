@@ -96,6 +96,7 @@ def register_state(
 register_state("dynamics.steps", lambda e: e.dynamics.steps, lambda e, v: setattr(e.dynamics, "steps", v))
 register_state("_learned_at")
 register_state("_hierarchy_steps")
+register_state("options", lambda e: e.options, lambda e, v: e._set_options(v))  # Engine.options
 
 
 # --- engine <-> (tensors, metadata) -----------------------------------------------------------------

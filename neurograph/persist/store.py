@@ -40,7 +40,7 @@ import numpy as np
 from safetensors import SafetensorError
 
 from neurograph.emit.results import BatchResult, EmitResult
-from neurograph.errors import StoreError
+from neurograph.errors import OptionMismatch, StoreError
 from neurograph.events import EventBus
 from neurograph.persist.format import FORMAT_VERSION, Engine, check_format
 from neurograph.persist.log import DURABILITY, EventLog
@@ -128,12 +128,23 @@ class Store:
         self._unlogged = False  # an operation could not be logged: the next record saves a snapshot first
 
     @classmethod
-    def attach(cls, engine: Engine, path: str | Path, config: StoreConfig, cdna_given: bool = False) -> Store:
+    def attach(
+        cls,
+        engine: Engine,
+        path: str | Path,
+        config: StoreConfig,
+        cdna_given: bool = False,
+        options_given: Mapping[str, Any] | None = None,
+    ) -> Store:
         """Create a store at ``path`` for a fresh ``engine``, or load an existing one into it.
+
+        The engine's options that shape the state (``engine.options``) travel in every snapshot and every
+        change of them is logged, so a loaded engine runs under the store's options.
 
         Raises:
             StoreError: ``path`` is something else, is in use, is damaged beyond recovery, or was written
                 by a newer format version.
+            OptionMismatch: an option in ``options_given`` contradicts the store's (nothing changed).
         """
         p = Path(path).expanduser()
         if p.exists() and not p.is_dir():
@@ -143,6 +154,7 @@ class Store:
         try:
             if is_store(p):
                 store._load(engine, cdna_given)
+                _check_options(engine.options, options_given or {})
             else:
                 store._create(engine)
         except BaseException:
@@ -452,3 +464,10 @@ def _write_atomic(path: Path, text: str, fsync: bool) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _check_options(stored: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """Refuse an option passed when opening a store that contradicts the store's own."""
+    for name, value in given.items():
+        if name in stored and stored[name] != value:
+            raise OptionMismatch(name, stored[name], value)
