@@ -341,9 +341,10 @@ class Engine:
             A :class:`~neurograph.fields.StepStats` (energies, largest displacement, rebuilds, wall time).
 
         Raises:
-            ValueError: ``n`` is not an int ``>= 0`` (nothing changes).
+            InvalidArgument: ``n`` (field ``steps``) is not an int ``>= 0`` (nothing changes).
         """
-        return self._dynamics(n, max(n, 1) if isinstance(n, int) else n, None, progress=False)
+        _check_count("steps", n, 0)
+        return self._dynamics(int(n), max(int(n), 1), None, progress=False)
 
     def run(
         self, steps: int, every: int = 100, callback: Callable[[StepStats], Any] | None = None
@@ -357,9 +358,13 @@ class Engine:
             all steps, rebuilds and the wall time.
 
         Raises:
-            ValueError: ``steps`` or ``every`` malformed (nothing changes).
+            InvalidArgument: ``steps`` or ``every`` malformed (nothing changes).
         """
-        return self._dynamics(steps, every, callback, progress=True)
+        _check_count("steps", steps, 0)
+        _check_count("every", every, 1)
+        if callback is not None and not callable(callback):
+            raise InvalidArgument("callback", callback, "must be callable or None")
+        return self._dynamics(int(steps), int(every), callback, progress=True)
 
     def _dynamics(
         self, steps: int, every: Any, callback: Callable[[StepStats], Any] | None, progress: bool
@@ -648,9 +653,15 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}") from exc
+        raise InvalidArgument("device", device, "must be 'cpu' or 'cuda[:N]'") from exc
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+        raise InvalidArgument("device", device, "must be 'cpu' or 'cuda[:N]'")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+        raise InvalidArgument("device", device, "asks for CUDA, which is not available here")
     return dev
+
+
+def _check_count(name: str, value: Any, low: int) -> None:
+    """Refuse a count that is not an int ``>= low`` (``step(-5)``, ``step("10")``, ``run(10, every=0)``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidArgument(name, value, f"must be an int >= {low}")

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neurograph.errors import StoreError
+from neurograph.errors import InvalidArgument, StoreError
 from neurograph.persist.format import FORMAT_VERSION, check_format, jsonable
 from neurograph.space import AXES
 
@@ -102,7 +102,7 @@ class EventLog:
 
     def __init__(self, path: str | Path, durability: str = "full") -> None:
         if durability not in DURABILITY:
-            raise ValueError(f"durability must be one of {list(DURABILITY)}, got {durability!r}")
+            raise InvalidArgument("durability", durability, f"must be one of {list(DURABILITY)}")
         self.path = Path(path)
         self.durability = durability
         try:

@@ -40,7 +40,7 @@ import numpy as np
 from safetensors import SafetensorError
 
 from neurograph.emit.results import BatchResult, EmitResult
-from neurograph.errors import OptionMismatch, StoreError
+from neurograph.errors import InvalidArgument, OptionMismatch, StoreError
 from neurograph.events import EventBus
 from neurograph.persist.format import FORMAT_VERSION, Engine, check_format
 from neurograph.persist.log import DURABILITY, EventLog
@@ -95,16 +95,16 @@ class StoreConfig:
 
     def __post_init__(self) -> None:
         if self.durability not in DURABILITY:
-            raise ValueError(f"durability must be one of {list(DURABILITY)}, got {self.durability!r}")
+            raise InvalidArgument("durability", self.durability, f"must be one of {list(DURABILITY)}")
         n = self.snapshot_every
         if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
-            raise ValueError(f"snapshot_every must be None or an int >= 1, got {n!r}")
+            raise InvalidArgument("snapshot_every", n, "must be None or an int >= 1")
         s = self.snapshot_seconds
         if s is not None and (isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0):
-            raise ValueError(f"snapshot_seconds must be None or a number > 0, got {s!r}")
+            raise InvalidArgument("snapshot_seconds", s, "must be None or a number > 0")
         k = self.keep_snapshots
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"keep_snapshots must be an int >= 1, got {k!r}")
+            raise InvalidArgument("keep_snapshots", k, "must be an int >= 1")
 
 
 class Store:

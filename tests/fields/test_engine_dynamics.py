@@ -150,3 +150,25 @@ def test_hierarchy_rebuilds_between_stretches_of_a_run() -> None:
     assert stats.steps == 120 and eng.steps == 120 and np.isfinite(stats.total_energy)
     levels = eng.token_state.level[: eng.token_state.count]
     assert (levels > 0).any() and (eng.token_state.parent[: eng.token_state.count] >= 0).any()
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda eng: eng.step(-5), "steps"),
+        (lambda eng: eng.step("10"), "steps"),
+        (lambda eng: eng.step(2.0), "steps"),
+        (lambda eng: eng.run(True), "steps"),
+        (lambda eng: eng.run(10, every=0), "every"),
+        (lambda eng: eng.run(10, every="5"), "every"),
+        (lambda eng: eng.run(10, callback=3), "callback"),
+    ],
+)
+def test_bad_step_arguments_are_typed_errors_naming_the_field(call, field) -> None:
+    eng = _engine()
+    before = eng.token_state.pos.clone()
+    with pytest.raises(ng.errors.InvalidArgument) as info:
+        call(eng)
+    assert info.value.field == field
+    assert isinstance(info.value, ng.NeurographError)
+    assert torch.equal(eng.token_state.pos, before) and eng.steps == 0
