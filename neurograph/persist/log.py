@@ -142,7 +142,8 @@ class EventLog:
             seq: its sequence number (greater than every logged one).
             op: operation name.
             payload: JSON-able arguments (numpy scalars and arrays are converted).
-            arrays: named arrays, stored as one safetensors blob.
+            arrays: named arrays, stored as one blob of their raw bytes (C order) with a JSON spec of
+                names, dtypes, shapes and offsets (see :func:`pack`).
         """
         text = json.dumps(payload or {}, separators=(",", ":"), default=jsonable)
         spec, blob = pack(arrays) if arrays else (None, None)
