@@ -94,6 +94,16 @@ def _scores(r: dict[str, Any]) -> dict[str, Any]:
     return {key: r[key] for key in ("clusters", "coverage", "nmi", "ari", "purity")}
 
 
+def _hdbscan_line(report: dict[str, Any]) -> list[str]:
+    h = report.get("hdbscan_covered")
+    if not h:
+        return []
+    return [
+        f"HDBSCAN over the points it clusters ({h['coverage']:.1%} of them): NMI {h['nmi_covered']:.3f} "
+        "(not the goal's measure: leaving the hard points out as noise raises it)."
+    ]
+
+
 def markdown(report: dict[str, Any], default_rows: list[dict[str, Any]], command: str) -> str:
     cdna = ", ".join(f"{k}={v}" for k, v in report["cdna"].items())
     best = report["best_baseline"]
@@ -109,8 +119,9 @@ def markdown(report: dict[str, Any], default_rows: list[dict[str, Any]], command
         "",
         format_table(report),
         "",
-        f"Best baseline: {best['method']} (NMI {best['nmi']:.3f}); goal (level-1 NMI >= best baseline): "
-        f"{'met' if report['goal_met'] else 'not met'}.",
+        f"Best baseline: {best['method']} (NMI {best['nmi']:.3f}); goal (level-1 NMI >= best baseline, "
+        f"full-coverage NMI): {'met' if report['goal_met'] else 'not met'}.",
+        *_hdbscan_line(report),
         "",
         _dynamics_line(report),
         "At the untouched default CDNA: "
@@ -226,7 +237,10 @@ def main() -> None:
     best = report["best_baseline"]
     print(
         f"level-1 NMI {report['results'][0]['nmi']:.3f} vs best baseline {best['method']} {best['nmi']:.3f}"
+        " (full coverage)"
     )
+    for line in _hdbscan_line(report):
+        print(line)
     print(f"wrote {stem}.json and {stem}.md")
 
 

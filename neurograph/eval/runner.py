@@ -149,6 +149,17 @@ def run_emergence(run: EmergenceRun, log: Callable[[str], Any] | None = None) ->
         "tokens_per_level": final.sizes(),
         "results": rows,
         "best_baseline": {"method": best["method"], "nmi": best["nmi"]} if best else None,
+        # the goal compares full-coverage NMI (noise counts as one group); HDBSCAN's NMI over the points it
+        # clusters is reported beside it, since it is the figure HDBSCAN is usually quoted with
+        "goal_measure": "nmi (full coverage: uncovered points count as one group)",
+        "hdbscan_covered": next(
+            (
+                {"method": r["method"], "nmi_covered": r["nmi_covered"], "coverage": r["coverage"]}
+                for r in rows[n_field_rows:]
+                if r["method"].startswith("HDBSCAN")
+            ),
+            None,
+        ),
         "goal_met": rows[0]["nmi"] >= best["nmi"] - 1e-9
         if best
         else None,  # NMI of equal labellings: 1 +- ulp

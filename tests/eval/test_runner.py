@@ -24,6 +24,13 @@ def test_run_emergence_on_blobs():
     assert any(m.startswith("k-means, k = classes") for m in methods)
     assert any(m.startswith("HDBSCAN") for m in methods) and any(m.startswith("MiniSom") for m in methods)
     assert report["stability"]["idle_rebuild"]["ari"] == 1.0
+    hdb = next(r for r in report["results"] if r["method"].startswith("HDBSCAN"))
+    assert report["hdbscan_covered"] == {
+        "method": hdb["method"],
+        "nmi_covered": hdb["nmi_covered"],
+        "coverage": hdb["coverage"],
+    }
+    assert report["goal_measure"].startswith("nmi (full coverage")
     assert {"platform", "cpu", "torch", "numpy", "device"} <= set(report["machine"])
     json.dumps(report, default=float)  # JSON-able
     table = format_table(report)
@@ -59,4 +66,5 @@ def test_the_script_writes_its_table_and_json(tmp_path):
     report = json.loads((tmp_path / "eval_emergence_iris.json").read_text())
     assert report["dataset"] == "iris" and report["results"][0]["nmi"] > 0.5
     assert report["default_cdna"]["results"] and "table" in report
-    assert "| method |" in (tmp_path / "eval_emergence_iris.md").read_text()
+    md = (tmp_path / "eval_emergence_iris.md").read_text()
+    assert "| method |" in md and "HDBSCAN over the points it clusters" in md and "full-coverage NMI" in md
