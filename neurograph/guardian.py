@@ -33,6 +33,8 @@ from neurograph.state import EdgeState, TokenState, planned_bytes
 
 __all__ = ["Guardian"]
 
+_F32_MAX = float(np.finfo(np.float32).max)  # a vector is stored as float32: larger numbers would overflow
+
 Publish = Callable[[str, str, Mapping[str, Any]], Any]
 
 
@@ -105,13 +107,13 @@ class Guardian:
             if x.ndim != 1 or x.shape[0] != DIM:
                 self._reject(field, vectors, f"must be {DIM} numbers (one per axis: {', '.join(AXES)})")
             x = x[None, :]
-        finite = np.isfinite(x)
+        finite = np.abs(x) <= _F32_MAX  # finite, and finite once stored as float32 (NaN fails too)
         if not finite.all():
             row, col = np.argwhere(~finite)[0]
             self._reject(
                 field,
                 x[row].tolist(),
-                f"must be finite; axis {AXES[col]} is {x[row, col]}",
+                f"must be finite float32 numbers (|v| <= {_F32_MAX:.4g}); axis {AXES[col]} is {x[row, col]}",
                 int(row) if batch else None,
             )
         x = x.astype(np.float32, copy=False)
