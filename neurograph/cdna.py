@@ -294,9 +294,70 @@ class CDNA:
     @classmethod
     def profile(cls, name: str = "default") -> CDNA:
         """The named profile (``default``, ``explorer``, ``analyst``, ``creative``)."""
+        if name == "auto":
+            raise InvalidCDNA(["profile 'auto' is calibrated from data: use CDNA.calibrate(x)"])
         if name not in PROFILES:
             raise InvalidCDNA([f"unknown profile {name!r}; profiles are {sorted(PROFILES)}"])
         return cls(name=name, **PROFILES[name])
+
+    @classmethod
+    def calibrate(
+        cls, x: Any, *, base: CDNA | str = "default", sample: int = 10_000, seed: int = 0, margin: float = 0.1
+    ) -> CDNA:
+        """The ``base`` constitution at the scale of the data ``x`` (DESIGN §5: data in any units work).
+
+        One length unit is measured from the data: ``s``, the median distance from a point to its nearest
+        other point (weighted metric of ``base``, over a random sample of at most ``sample`` rows, exact
+        duplicates left out). Every length of ``base`` is multiplied by ``f = s / base.neighbor_radius``, so
+        the neighbour radius becomes ``s`` and the base's ratios stay: with the default profile the novelty
+        threshold is ``s / 2`` and a token's radius ``s / 4``; the field radius bounds (``radius_min``,
+        ``radius_max``), rest lengths, the neighbour-list skin and ``max_speed`` follow. The box is the data's
+        bounding box widened by ``margin`` of its extent on each side (at least ``s``). Grouping into
+        fields is scale-free already (log densities, kNN graphs), so fields built from calibrated signals do
+        not change when the data are scaled by any factor or shifted as a whole (tested).
+
+        Args:
+            x: ``[n, 8]`` numbers (numpy, torch or nested lists), ``n >= 2``.
+            base: the constitution (or profile name) whose shape is kept.
+            sample: rows used for ``s`` (a seeded random subset when ``n`` is larger).
+            seed: seed of that subset.
+            margin: share of the data's extent added to the box on each side.
+
+        Returns:
+            A new :class:`CDNA` named ``"auto"`` (``base``'s name when it is not ``"default"``:
+            ``"auto:explorer"``).
+
+        Raises:
+            InvalidCDNA: ``x`` is not ``[n, 8]`` finite numbers with at least two distinct rows.
+        """
+        import numpy as np
+        from scipy.spatial import cKDTree
+
+        base = cls.resolve(base)
+        try:
+            data = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidCDNA([f"calibrate needs [n, {DIM}] numbers, got {type(x).__name__}"]) from exc
+        if data.ndim != 2 or data.shape[1] != DIM or not np.isfinite(data).all():
+            raise InvalidCDNA([f"calibrate needs [n, {DIM}] finite numbers, got shape {data.shape}"])
+        rows = np.unique(data, axis=0)  # duplicates would make the nearest distance 0
+        if rows.shape[0] < 2:
+            raise InvalidCDNA(["calibrate needs at least two distinct rows"])
+        if rows.shape[0] > sample:
+            rows = rows[np.random.default_rng(seed).choice(rows.shape[0], sample, replace=False)]
+        sqrt_s = np.sqrt(np.asarray(base.axis_scale))
+        d, _ = cKDTree(rows * sqrt_s).query(rows * sqrt_s, 2)  # (m, 2): itself, then its nearest
+        s = float(np.median(d[:, 1]))
+        f = s / base.neighbor_radius
+        lo, hi = data.min(0), data.max(0)
+        pad = np.maximum(margin * (hi - lo), s)  # (8,)
+        lengths = ("neighbor_radius", "novelty_threshold", "radius_min", "radius_max", "token_radius")
+        lengths += ("rest_min", "rest_max", "rest_length", "skin", "max_speed")
+        changes: dict[str, Any] = {name: getattr(base, name) * f for name in lengths}
+        changes["axis_min"] = tuple((lo - pad).tolist())
+        changes["axis_max"] = tuple((hi + pad).tolist())
+        changes["name"] = "auto" if base.name == "default" else f"auto:{base.name}"
+        return dataclasses.replace(base, version=1, **changes)
 
     @classmethod
     def resolve(cls, cdna: CDNA | str | Mapping[str, Any] | None) -> CDNA:

@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import neurograph as ng
 from neurograph.cdna import CDNA, PROFILES, CDNAHistory
@@ -167,3 +169,63 @@ def test_a_wider_degree_bound_past_the_memory_quota_is_refused_before_anything_c
         eng.update_cdna(max_degree=512)  # the adjacency tables would grow 16-fold
     assert info.value.quota == "max_memory_bytes"
     assert eng.cdna.max_degree == 32 and eng.edge_state.max_degree == 32 and eng.cdna.version == 2
+
+
+# --- calibration from data (DESIGN §5) -------------------------------------------------------------------
+def _groups(n: int = 300, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-0.5, 0.5, (4, 8))
+    return centres[rng.integers(0, 4, n)] + rng.normal(0, 0.03, (n, 8))
+
+
+def test_calibrate_formulas() -> None:
+    from scipy.spatial import cKDTree
+
+    x = _groups()
+    c = CDNA.calibrate(x)
+    s = float(np.median(cKDTree(x).query(x, 2)[0][:, 1]))
+    base = CDNA()
+    f = s / base.neighbor_radius
+    assert c.name == "auto" and c.version == 1
+    assert c.neighbor_radius == pytest.approx(s) and c.novelty_threshold == pytest.approx(s / 2)
+    assert c.token_radius == pytest.approx(s / 4) and c.skin == pytest.approx(base.skin * f)
+    for name in ("radius_min", "radius_max", "rest_min", "rest_max", "rest_length", "max_speed"):
+        assert getattr(c, name) == pytest.approx(getattr(base, name) * f), name
+    lo, hi = x.min(0), x.max(0)
+    pad = np.maximum(0.1 * (hi - lo), s)
+    np.testing.assert_allclose(c.axis_min, lo - pad)
+    np.testing.assert_allclose(c.axis_max, hi + pad)
+    assert c.field_persistence == base.field_persistence and c.max_neighbors == base.max_neighbors
+    explorer = CDNA.calibrate(x, base="explorer")  # the base profile's shape is kept
+    assert explorer.name == "auto:explorer"
+    assert explorer.novelty_threshold / explorer.neighbor_radius == pytest.approx(0.12 / 0.3)
+
+
+def test_calibrate_ignores_duplicates_and_refuses_bad_data() -> None:
+    x = _groups()
+    assert CDNA.calibrate(np.concatenate([x, x, x])).neighbor_radius == pytest.approx(
+        CDNA.calibrate(x).neighbor_radius
+    )
+    for bad in (np.zeros((5, 8)), np.ones((3, 7)), [[float("nan")] * 8] * 3, "text"):
+        with pytest.raises(InvalidCDNA):
+            CDNA.calibrate(bad)
+    with pytest.raises(InvalidCDNA, match="calibrate"):
+        CDNA.profile("auto")
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.floats(0.01, 100.0), st.lists(st.floats(-5.0, 5.0), min_size=8, max_size=8))
+def test_fields_do_not_change_when_the_data_are_scaled_or_shifted(factor: float, shift: list[float]) -> None:
+    x = _groups(200, seed=1)
+
+    def fields(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        eng = ng.Engine(cdna=CDNA.calibrate(data))
+        ids = eng.emit_batch("signal.input.external.text.chat", data).token_ids.numpy()
+        h = eng.hierarchy()
+        return ids, h.ancestors(ids, 1)
+
+    ids, ref = fields(x)
+    assert len(np.unique(ref[ref >= 0])) == 4
+    got_ids, got = fields(x * factor + np.asarray(shift))
+    np.testing.assert_array_equal(got_ids, ids)
+    np.testing.assert_array_equal(got, ref)
