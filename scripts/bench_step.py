@@ -40,8 +40,8 @@ import torch
 from benchmeta import machine
 
 from neurograph.cdna import CDNA
-from neurograph.fields import FieldSystem, ForceParams, Verlet
-from neurograph.fields.backends import StepInputs, make_backend
+from neurograph.fields import StepInputs, pack_inputs
+from neurograph.fields.backends import make_backend
 from neurograph.kernels.force_step import force_step_bytes
 from neurograph.neighbors import knn_arrays
 from neurograph.state import EdgeState, TokenState
@@ -93,20 +93,14 @@ def build(n: int, k: int, degree: int, device: str, nbr_kind: str, seed: int = 0
             confidence=np.float32(0.5),
             mutability=1,
         )
-    cdna = CDNA(skin=100.0)  # the list never goes stale while timing
-    scale = torch.ones(8, device=device)
-    system = FieldSystem.from_state(tokens, edges, scale, ForceParams.from_cdna(cdna))
-    verlet = Verlet.from_cdna(cdna)
-    extra = [verlet.dt, verlet.damping, verlet.temperature, verlet.max_speed, verlet.max_force, 50.0]
-    coef = torch.cat([system.params.tensor(device), torch.tensor(extra, device=device)])
-    lo, hi = verlet.box(tokens.pos)
+    cdna = CDNA(skin=100.0)  # the list never goes stale while timing (unit axis scales, the default)
     springs = float(edges.degree[:n].float().mean()) if degree else 0.0
-    return tokens, system, nbr_t, coef, lo, hi, springs
+    return tokens, edges, cdna, nbr_t, springs
 
 
-def inputs_for(backend, system, nbr, pos0, coef, lo, hi) -> StepInputs:
-    w, r = system.spring_tables() if backend.dense else (None, None)
-    return StepInputs(system, nbr, pos0, coef, lo, hi, w, r)
+def inputs_for(backend, tokens, edges, cdna, nbr) -> StepInputs:
+    """The step inputs as ``Dynamics`` packs them (spring tables only for the dense backends)."""
+    return pack_inputs(tokens, edges, cdna, nbr, tokens.pos.clone(), dense=backend.dense)
 
 
 def sync(device: str) -> None:
@@ -127,10 +121,10 @@ def time_steps(step, device: str, steps: int, reps: int) -> tuple[float, list[fl
     return statistics.median(times), times
 
 
-def bench_backend(name: str, tokens, system, nbr, coef, lo, hi, device: str, steps: int, reps: int) -> dict:
+def bench_backend(name: str, tokens, edges, cdna, nbr, device: str, steps: int, reps: int) -> dict:
     backend = make_backend(name)
     backend.begin(torch.Generator(device), 0.0, has_parents=False)
-    inp = inputs_for(backend, system, nbr, tokens.pos.clone(), coef, lo, hi)
+    inp = inputs_for(backend, tokens, edges, cdna, nbr)
     ctl0 = torch.tensor([0.0, 1.0, 0.0], device=device)  # one step done: every step completes the previous
     state = {"x": tokens.pos.clone(), "u": tokens.vel.clone(), "ctl": ctl0}
 
@@ -158,7 +152,7 @@ def bench_backend(name: str, tokens, system, nbr, coef, lo, hi, device: str, ste
 
 def bench_cpu(n: int, k: int, degree: int, steps: int, reps: int, smallest: bool) -> dict:
     t0 = time.perf_counter()
-    tokens, system, nbr, coef, lo, hi, springs = build(n, k, degree, "cpu", "knn")
+    tokens, edges, cdna, nbr, springs = build(n, k, degree, "cpu", "knn")
     out = {
         "n": n,
         "k": k,
@@ -171,7 +165,7 @@ def bench_cpu(n: int, k: int, degree: int, steps: int, reps: int, smallest: bool
     }
     names = ["reference", "eager", "compiled"] if smallest else ["eager", "compiled"]
     for name in names:
-        row = bench_backend(name, tokens, system, nbr, coef, lo, hi, "cpu", steps, reps)
+        row = bench_backend(name, tokens, edges, cdna, nbr, "cpu", steps, reps)
         out["rows"].append(row)
         ms, rate, first = row["ms_per_step"], row["steps_per_s"], row["first_call_s"]
         print(
@@ -213,7 +207,7 @@ def bench_gpu(
     results = []
     peak = limits.peak_hbm_guess(torch.cuda.get_device_name(0)) if (limits and device == "cuda") else None
     for kind in ("local", "random"):
-        tokens, system, nbr, coef, lo, hi, springs = build(n, k, degree, device, kind)
+        tokens, edges, cdna, nbr, springs = build(n, k, degree, device, kind)
         floor_bytes = force_step_bytes(n, k, springs=round(springs))
         out = {
             "n": n,
@@ -226,7 +220,7 @@ def bench_gpu(
         names = (["reference"] if n <= 1_000_000 else []) + ["compiled", "triton"]
         for name in names:
             try:
-                row = bench_backend(name, tokens, system, nbr, coef, lo, hi, device, steps, reps)
+                row = bench_backend(name, tokens, edges, cdna, nbr, device, steps, reps)
             except Exception as exc:  # one failing backend must not hide the others
                 row = {"backend": name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
                 print(f"gpu n={n:,} {kind} {name}: FAILED {row['error']}", flush=True)

@@ -3,7 +3,8 @@
 - :mod:`~neurograph.fields.energy`: pair energies as pure functions of distances, with their radial forces;
 - :mod:`~neurograph.fields.lift`: one helper lifting a pair energy to the system over a neighbour list or
   an edge list;
-- :mod:`~neurograph.fields.system`: which tokens interact, and the packed tensors a step reads;
+- :mod:`~neurograph.fields.system`: which tokens interact, and :func:`pack_inputs`, the stores packed into
+  the :class:`StepInputs` every backend, reference and kernel reads (defined in :mod:`neurograph.kernels`);
 - :mod:`~neurograph.fields.reference`: the potential in eager torch, forces by autograd (the oracle);
 - :mod:`~neurograph.fields.forces`: analytic forces in the dense gather form;
 - :mod:`~neurograph.fields.integrate`: damped, mass-aware velocity Verlet with a Langevin thermostat;
@@ -29,15 +30,15 @@ from neurograph.fields.integrate import Verlet, VerletState, leapfrog_step
 from neurograph.fields.lift import lift, pair_geometry
 from neurograph.fields.neighbor_list import NeighborList, NeighborListFn
 from neurograph.fields.reference import energy_terms, potential_energy, reference_forces
-from neurograph.fields.system import FieldSystem, ForceParams
+from neurograph.fields.system import ForceParams, StepInputs, pack_inputs, step_coef
 
 __all__ = [
     "BACKENDS",
     "Dynamics",
-    "FieldSystem",
     "ForceParams",
     "NeighborList",
     "NeighborListFn",
+    "StepInputs",
     "StepStats",
     "Verlet",
     "VerletState",
@@ -45,6 +46,7 @@ __all__ = [
     "gather_forces",
     "leapfrog_step",
     "lift",
+    "pack_inputs",
     "pair_geometry",
     "parent_energy",
     "parent_force",
@@ -55,6 +57,7 @@ __all__ = [
     "resolve_backend",
     "spring_energy",
     "spring_force",
+    "step_coef",
     "well_energy",
     "well_force",
 ]

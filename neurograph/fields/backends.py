@@ -19,14 +19,15 @@ large systems: it is several times faster per step).
 
 Every backend implements the fused form of :func:`~neurograph.fields.integrate.leapfrog_step`: a step
 evaluates ``F(x_n)`` once, completes the previous step and advances this one; ``finalize`` completes the
-last step and returns the potential and kinetic energy. Langevin noise comes from the engine's
-generator (``torch.randn`` per step for the torch backends; one seed per call for the kernel's Philox
-stream), so runs are reproducible with the seed.
+last step and returns the potential and kinetic energy. Both take the state ``(pos, vel, ctl)``, one
+:class:`~neurograph.kernels.StepInputs` (everything else the step reads, packed by
+:func:`~neurograph.fields.system.pack_inputs`; the backends with ``dense`` set read its spring tables)
+and the noise. Langevin noise comes from the engine's generator (``torch.randn`` per step for the torch
+backends; one seed per call for the kernel's Philox stream), so runs are reproducible with the seed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,10 +36,9 @@ from torch import Tensor
 from neurograph.fields.forces import gather_forces
 from neurograph.fields.integrate import leapfrog_step
 from neurograph.fields.reference import reference_forces
-from neurograph.fields.system import ATTR_CODE, ATTR_MASS, FieldSystem
-from neurograph.kernels import triton_available
+from neurograph.kernels import StepInputs, triton_available
 
-__all__ = ["BACKENDS", "StepInputs", "make_backend", "resolve_backend"]
+__all__ = ["BACKENDS", "dense_finalize", "dense_step", "make_backend", "resolve_backend"]
 
 BACKENDS = ("reference", "eager", "compiled", "triton")
 
@@ -61,84 +61,34 @@ def resolve_backend(name: str, device: torch.device | str) -> str:
     return name
 
 
-@dataclass(frozen=True, eq=False)
-class StepInputs:
-    """Everything a step reads besides ``(pos, vel, ctl)``; constant while the neighbour list holds.
-
-    Shapes:
-        nbr ``[C, k']`` int32, pos0 ``[C, 8]``, coef ``[10]``, lo/hi ``[8]``, spring_w/spring_rest
-        ``[C, D]`` (dense backends only).
-    """
-
-    system: FieldSystem
-    nbr: Tensor
-    pos0: Tensor
-    coef: Tensor
-    lo: Tensor
-    hi: Tensor
-    spring_w: Tensor | None = None
-    spring_rest: Tensor | None = None
-
-    def dense_args(self) -> tuple[Tensor, ...]:
-        """The tensors of :func:`dense_step` after ``(pos, vel, ctl)``, in order."""
-        s = self.system
-        return (self.pos0, self.nbr, s.attr, s.parent, s.edge_nbr, self.spring_w, self.spring_rest, s.scale)
-
-
 def dense_step(
-    pos: Tensor,
-    vel: Tensor,
-    ctl: Tensor,
-    pos0: Tensor,
-    nbr: Tensor,
-    attr: Tensor,
-    parent: Tensor,
-    edge_nbr: Tensor,
-    spring_w: Tensor,
-    spring_rest: Tensor,
-    scale: Tensor,
-    coef: Tensor,
-    lo: Tensor,
-    hi: Tensor,
-    noise: Tensor | None,
+    pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One fused step with the dense gather forces (what ``eager`` runs and ``compiled`` compiles).
+
+    Args:
+        pos, vel: ``[C, 8]`` positions and half-step velocities; ctl: ``[3]`` control vector.
+        inp: the step's other tensors, with the dense spring tables (:class:`StepInputs`).
+        noise: ``[C, 8]`` standard normal, or ``None`` (``T = 0``).
 
     Returns:
         ``(pos [C, 8], vel [C, 8], ctl [3])``.
     """
-    force, _ = gather_forces(pos, nbr, attr, parent, edge_nbr, spring_w, spring_rest, scale, coef)
-    alive = attr[:, ATTR_CODE] >= 0
-    x, u, ctl, _ = leapfrog_step(
-        pos, vel, pos0, ctl, force, attr[:, ATTR_MASS], alive, scale, coef, lo, hi, noise
-    )
+    force, _ = gather_forces(pos, inp)
+    x, u, ctl, _ = leapfrog_step(pos, vel, ctl, force, inp, noise)
     return x, u, ctl
 
 
 def dense_finalize(
-    pos: Tensor,
-    vel: Tensor,
-    ctl: Tensor,
-    pos0: Tensor,
-    nbr: Tensor,
-    attr: Tensor,
-    parent: Tensor,
-    edge_nbr: Tensor,
-    spring_w: Tensor,
-    spring_rest: Tensor,
-    scale: Tensor,
-    coef: Tensor,
-    lo: Tensor,
-    hi: Tensor,
-    noise: Tensor | None,
+    pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Complete the last step: ``(vel [C, 8] at integer time, potential, kinetic)``."""
-    force, energy = gather_forces(pos, nbr, attr, parent, edge_nbr, spring_w, spring_rest, scale, coef)
-    alive = attr[:, ATTR_CODE] >= 0
-    mass = attr[:, ATTR_MASS]
-    _, u, _, kinetic = leapfrog_step(
-        pos, vel, pos0, ctl, force, mass, alive, scale, coef, lo, hi, noise, True
-    )
+    """Complete the last step (arguments of :func:`dense_step`).
+
+    Returns:
+        ``(vel [C, 8] at integer time, potential, kinetic)``, the energies 0-d.
+    """
+    force, energy = gather_forces(pos, inp)
+    _, u, _, kinetic = leapfrog_step(pos, vel, ctl, force, inp, noise, True)
     return u, energy.sum(), kinetic
 
 
@@ -160,24 +110,22 @@ class TorchBackend:
         if self.name == "reference":
             x, u, ctl, _ = self._reference(pos, vel, ctl, inp, noise, finalize=False)
             return x, u, ctl
-        return self._step(pos, vel, ctl, *inp.dense_args(), inp.coef, inp.lo, inp.hi, noise)
+        return self._step(pos, vel, ctl, inp, noise)
 
     def finalize(self, pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Tensor | None) -> tuple:
         """Complete the last step: ``(vel, potential, kinetic)``."""
         if self.name == "reference":
             _, u, energy, kinetic = self._reference(pos, vel, ctl, inp, noise, finalize=True)
             return u, energy, kinetic
-        return self._finalize(pos, vel, ctl, *inp.dense_args(), inp.coef, inp.lo, inp.hi, noise)
+        return self._finalize(pos, vel, ctl, inp, noise)
 
     @staticmethod
     def _reference(
         pos: Tensor, vel: Tensor, ctl: Tensor, inp: StepInputs, noise: Any, finalize: bool
     ) -> tuple:
         """The fused step with autograd forces: ``(pos, vel, ctl or energy, kinetic)``."""
-        s = inp.system
-        force, energy = reference_forces(pos, s, inp.nbr)
-        args = (s.mass, s.alive, s.scale, inp.coef, inp.lo, inp.hi, noise, finalize)
-        x, u, ctl, kinetic = leapfrog_step(pos, vel, inp.pos0, ctl, force, *args)
+        force, energy = reference_forces(pos, inp)
+        x, u, ctl, kinetic = leapfrog_step(pos, vel, ctl, force, inp, noise, finalize)
         return x, u, (energy if finalize else ctl), kinetic
 
     def begin(self, generator: torch.Generator, temperature: float, has_parents: bool) -> None:
@@ -247,12 +195,9 @@ class TritonBackend:
         free = [i for i, p in enumerate(ptrs) if p != ctl.data_ptr()]
         out = next(i for i in free if self._clean[i]) if not finalize else free[0]
         reset = next(i for i in free if i != out)
-        s = inp.system
         self._counter += 1
         result = force_step_triton(
-            pos, vel, ctl, inp.pos0, inp.nbr, s.attr, s.parent, s.edge_nbr, s.edge_slot, s.degree,
-            s.edge_weight, s.edge_rest, s.scale, inp.coef, inp.lo, inp.hi, x_out, u_out,
-            self._ctl[out], self._ctl[reset],
+            pos, vel, ctl, inp, x_out, u_out, self._ctl[out], self._ctl[reset],
             seed=(self._seed << 32) | (self._counter & 0xFFFFFFFF), noise=noise is not None,
             finalize=finalize, child_sum=self._child_sum if self._parents else None,
             check=inp is not self._checked,  # validate once per set of inputs, not once per step

@@ -6,11 +6,12 @@ and velocities of a :class:`~neurograph.state.TokenState` in place. ``Engine.ste
 
 One call of :meth:`Dynamics.run` (``steps`` steps, a stats record every ``every`` steps):
 
-1. pack the system (:class:`~neurograph.fields.FieldSystem`: attributes, edge tables, constants from the
-   CDNA) and check that the neighbour list still describes the tokens (same slots in use, same alive
-   tokens per level, no larger radius; one host transfer). Otherwise, or when the CDNA's metric or skin
-   changed, rebuild it. Positions moved since (e.g. by ``emit``) are folded into the tracked displacement
-   on the device, so the steps themselves notice when the list no longer holds;
+1. check that the neighbour list still describes the tokens (same slots in use, same alive tokens per
+   level, no larger radius; one host transfer). Otherwise, or when the CDNA's metric or skin changed,
+   rebuild it. Positions moved since (e.g. by ``emit``) are folded into the tracked displacement on the
+   device, so the steps themselves notice when the list no longer holds. Then pack the step's inputs
+   (:class:`~neurograph.kernels.StepInputs`: attributes, edge tables, the list, constants and box from
+   the CDNA; :func:`~neurograph.fields.system.pack_inputs`);
 2. launch the steps, reading the control vector every K steps (``check_every``, fewer when the measured
    displacement rate says the skin will soon be used up; one host sync per check). A step that finds
    the list stale leaves everything unchanged, so the steps after a break are no-ops until the check:
@@ -28,16 +29,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from neurograph.fields.backends import StepInputs, make_backend, resolve_backend
-from neurograph.fields.integrate import CTL_DISP, CTL_DONE, CTL_OVERFLOW, Verlet
+from neurograph.fields.backends import make_backend, resolve_backend
+from neurograph.fields.integrate import CTL_DISP, CTL_DONE, CTL_OVERFLOW
 from neurograph.fields.neighbor_list import NeighborList, NeighborListFn
-from neurograph.fields.system import FieldSystem, ForceParams
+from neurograph.fields.system import StepInputs, pack_inputs
 from neurograph.state import EdgeState, TokenState
 
 __all__ = ["Dynamics", "StepStats"]
@@ -167,8 +168,7 @@ class Dynamics:
             disp = last.max_displacement
             if start is not None:  # several records: the displacement over the whole call, over the tokens
                 n0 = start.shape[0]  # that existed at its start (slots are append-only; callbacks may grow)
-                scale = inp.system.scale
-                disp = float(_largest_move(tokens.pos[:n0], start, tokens.alive[:n0], scale))
+                disp = float(_largest_move(tokens.pos[:n0], start, tokens.alive[:n0], inp.scale))
         if bar is not None:
             bar.close()
         return StepStats(
@@ -204,7 +204,7 @@ class Dynamics:
             final = executed + k >= n
             if final:  # finalize speculatively: the check and the stats share one transfer
                 v, pot, kin = be.finalize(x, u, ctl, inp, be.noise(x, gen, temperature))
-                moved = _largest_move(x, start, tokens.alive, inp.system.scale)
+                moved = _largest_move(x, start, tokens.alive, inp.scale)
                 read = torch.stack(
                     [ctl[CTL_DISP], ctl[CTL_DONE], ctl[CTL_OVERFLOW], pot.float(), kin.float(), moved]
                 )
@@ -260,9 +260,8 @@ class Dynamics:
 
     # --- preparation and rebuilds -------------------------------------------------------------------
     def _prepare(self, tokens: TokenState, edges: EdgeState, cdna: Any) -> StepInputs:
-        """Pack the system and make sure the neighbour list describes the tokens (rebuild if not)."""
+        """Make sure the neighbour list describes the tokens (rebuild if not), then pack the step inputs."""
         scale = torch.tensor(cdna.axis_scale, dtype=torch.float32, device=tokens.device)
-        system = FieldSystem.from_state(tokens, edges, scale, ForceParams.from_cdna(cdna))
         metric = (tuple(cdna.axis_scale), float(cdna.skin))
         nl = self.neighbor_list
         fn = NeighborListFn(skin=float(cdna.skin), capacity=nl.capacity if nl is not None else self.capacity)
@@ -275,28 +274,16 @@ class Dynamics:
         else:  # fold moves made outside the dynamics (emit) into the tracked displacement, on the device
             moved = _largest_move(tokens.pos, nl.pos0, tokens.alive, scale)
             nl.ctl[CTL_DISP] = torch.maximum(nl.ctl[CTL_DISP], moved)
-        verlet = Verlet.from_cdna(cdna)
-        extra = [
-            verlet.dt,
-            verlet.damping,
-            verlet.temperature,
-            verlet.max_speed,
-            verlet.max_force,
-            0.5 * nl.skin,
-        ]
-        coef = torch.cat([system.params.tensor(tokens.device), torch.tensor(extra, device=tokens.device)])
-        lo, hi = verlet.box(tokens.pos)
-        w, r = system.spring_tables() if self.backend.dense else (None, None)
-        return StepInputs(system, nl.idx, nl.pos0, coef, lo, hi, w, r)
+        return pack_inputs(tokens, edges, cdna, nl.idx, nl.pos0, dense=self.backend.dense)
 
     def _rebuild(self, tokens: TokenState, pos: Tensor, inp: StepInputs, grow: bool) -> StepInputs:
         nl = self.neighbor_list
         assert nl is not None
         fn = NeighborListFn(skin=nl.skin, capacity=nl.capacity)
-        args = (tokens.radius, tokens.level, tokens.alive, tokens.count, inp.system.scale)
+        args = (tokens.radius, tokens.level, tokens.alive, tokens.count, inp.scale)
         self.neighbor_list = nl = fn.update(nl, pos, *args, grow=grow)
         self.rebuilds += 1
-        return replace(inp, nbr=nl.idx, pos0=nl.pos0)
+        return inp.with_neighbors(nl.idx, nl.pos0)
 
 
 def _largest_move(pos: Tensor, ref: Tensor, alive: Tensor, scale: Tensor) -> Tensor:

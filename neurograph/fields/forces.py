@@ -14,8 +14,9 @@ sum to the system's energy. This is the plain reference beside the fused Triton 
 (:mod:`neurograph.kernels.force_step`), which computes the same sums in registers; both are tested
 against the autograd oracle of :mod:`neurograph.fields.reference`.
 
-Only tensors go in (no Python numbers that change between calls), so ``torch.compile`` of a step built
-on :func:`gather_forces` compiles once per capacity.
+Only tensors go in (the positions and a :class:`~neurograph.kernels.StepInputs`; no Python numbers that
+change between calls), so ``torch.compile`` of a step built on :func:`gather_forces` compiles once per
+capacity.
 """
 
 from __future__ import annotations
@@ -33,36 +34,30 @@ from neurograph.fields.energy import (
     well_force,
 )
 from neurograph.fields.lift import safe_norm
+from neurograph.kernels.step_inputs import StepInputs
 
 __all__ = ["gather_forces"]
 
 
-def gather_forces(
-    pos: Tensor,
-    nbr: Tensor,
-    attr: Tensor,
-    parent: Tensor,
-    edge_nbr: Tensor,
-    spring_w: Tensor,
-    spring_rest: Tensor,
-    scale: Tensor,
-    coef: Tensor,
-) -> tuple[Tensor, Tensor]:
+def gather_forces(pos: Tensor, inp: StepInputs) -> tuple[Tensor, Tensor]:
     """Forces ``-grad E`` and per-token potential energies of the whole system.
 
     Args:
         pos: ``[C, 8]`` positions.
-        nbr: ``[C, k]`` int neighbour-list candidates (slots, ``-1`` empty), symmetric.
-        attr: ``[C, 4]`` packed ``(radius, mass, strength, code)`` (:class:`~neurograph.fields.FieldSystem`).
-        parent: ``[C]`` int64 parent slot (``-1`` none).
-        edge_nbr: ``[C, D]`` int other endpoint of each learned edge (``-1`` empty).
-        spring_w, spring_rest: ``[C, D]`` weight and rest length of each entry of ``edge_nbr``.
-        scale: ``[8]`` axis scales.
-        coef: ``[>= 4]`` float32, starting ``(spring_k, repulsion_k, well_k, parent_k)``.
+        inp: the step's other tensors (:class:`~neurograph.kernels.StepInputs`, with the dense spring
+            tables); read here: ``nbr [C, k]`` (symmetric), ``attr [C, 4]``, ``parent [C]``,
+            ``edge_nbr``, ``spring_w``, ``spring_rest [C, D]``, ``scale [8]`` and ``coef``, starting
+            ``(spring_k, repulsion_k, well_k, parent_k)``.
 
     Returns:
         ``(force [C, 8], energy [C])``; dead tokens get zero force and energy.
+
+    Raises:
+        ValueError: ``inp`` was packed without the dense spring tables.
     """
+    if inp.spring_w is None or inp.spring_rest is None:
+        raise ValueError("gather_forces needs the dense spring tables: pack the inputs with dense=True")
+    nbr, attr, parent, scale, coef = inp.nbr, inp.attr, inp.parent, inp.scale, inp.coef
     k_spring, k_rep, k_well, k_parent = coef[0], coef[1], coef[2], coef[3]
     r_i, m_i, s_i, c_i = attr.unbind(1)  # (C,) each
     alive = c_i >= 0  # (C,)
@@ -88,11 +83,12 @@ def gather_forces(
     energy = 0.5 * torch.where(ok, e, zero).sum(1)  # (C,)
 
     # 2. springs along the learned edges
-    je = edge_nbr.long()  # (C, D)
+    je = inp.edge_nbr.long()  # (C, D)
     jec = je.clamp_min(0)
     ok_e = (je >= 0) & alive[:, None] & (attr[jec, 3] >= 0)  # (C, D) both alive
     dxe = pos[:, None, :] - pos[jec]  # (C, D, 8)
     de = safe_norm((dxe * dxe * scale).sum(-1))  # (C, D)
+    spring_w, spring_rest = inp.spring_w, inp.spring_rest  # (C, D) each
     fe = torch.where(ok_e, spring_force(de, spring_w, spring_rest, k_spring), zero)  # (C, D)
     force = force + (torch.where(de > 0, fe / de, zero)[..., None] * dxe).sum(1)  # (C, 8)
     energy = energy + 0.5 * torch.where(ok_e, spring_energy(de, spring_w, spring_rest, k_spring), zero).sum(1)

@@ -40,6 +40,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from neurograph.kernels.step_inputs import StepInputs
 from neurograph.space import DIM
 
 __all__ = [
@@ -185,15 +186,9 @@ class Verlet:
 def leapfrog_step(
     pos: Tensor,
     vel: Tensor,
-    pos0: Tensor,
     ctl: Tensor,
     force: Tensor,
-    mass: Tensor,
-    alive: Tensor,
-    scale: Tensor,
-    coef: Tensor,
-    lo: Tensor,
-    hi: Tensor,
+    inp: StepInputs,
     noise: Tensor | None,
     finalize: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -206,11 +201,12 @@ def leapfrog_step(
 
     Args:
         pos, vel: ``[C, 8]`` positions and (half-step) velocities.
-        pos0: ``[C, 8]`` positions at the last neighbour-list rebuild.
         ctl: ``[3]`` float32 ``(largest displacement since the rebuild, steps done, overflow flag)``.
         force: ``[C, 8]`` forces at ``pos``.
-        mass: ``[C]``; alive: ``[C]`` bool; scale: ``[8]`` metric; coef: ``[10]`` (``ForceParams`` then
-            ``dt, damping, temperature, max_speed, max_force, skin/2``); lo, hi: ``[8]`` box.
+        inp: the step's other tensors (:class:`~neurograph.kernels.StepInputs`); read here: ``pos0
+            [C, 8]`` (positions at the last neighbour-list rebuild), the masses and liveness of ``attr``,
+            ``scale [8]``, ``coef [10]`` (``ForceParams`` then ``dt, damping, temperature, max_speed,
+            max_force, skin/2``) and the box ``lo``, ``hi [8]``.
         noise: ``[C, 8]`` standard normal, or ``None`` (``T = 0``).
         finalize: complete the last step only (no drift), giving integer-time velocities.
 
@@ -218,6 +214,7 @@ def leapfrog_step(
         ``(pos, vel, ctl, kinetic)``: the new state, the new control vector and, with ``finalize``, the
         kinetic energy ``sum 1/2 m |v|^2`` of the completed velocities (0-d; zero otherwise).
     """
+    mass, alive, scale, coef = inp.mass, inp.alive, inp.scale, inp.coef
     dt, damping, temperature = coef[COEF_DT], coef[COEF_DAMPING], coef[COEF_TEMPERATURE]
     vmax, fmax, half_skin = coef[COEF_MAX_SPEED], coef[COEF_MAX_FORCE], coef[COEF_HALF_SKIN]
     live = alive[:, None]  # (C, 1)
@@ -230,11 +227,11 @@ def leapfrog_step(
         kinetic = 0.5 * (m * torch.where(live, w * w, torch.zeros_like(w)).sum(-1)).sum()
         return pos, torch.where(live, w, vel), ctl, kinetic
     ok = (ctl[CTL_DISP] <= half_skin) & (ctl[CTL_OVERFLOW] == 0)  # 0-d: the neighbour list holds
-    x, u = drift(pos, cap_rows(kick(w, f, m, 0.5 * dt), vmax), dt, lo, hi)
+    x, u = drift(pos, cap_rows(kick(w, f, m, 0.5 * dt), vmax), dt, inp.lo, inp.hi)
     move = live & ok  # (C, 1)
     x = torch.where(move, x, pos)
     u = torch.where(move, u, vel)
-    diff = x - pos0
+    diff = x - inp.pos0
     disp = torch.where(alive, (diff * diff * scale).sum(-1).sqrt(), torch.zeros_like(mass))  # (C,)
     new_ctl = torch.stack(
         [torch.maximum(ctl[CTL_DISP], disp.max()), ctl[CTL_DONE] + ok.to(ctl.dtype), ctl[CTL_OVERFLOW]]

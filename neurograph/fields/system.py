@@ -1,9 +1,12 @@
 """The system the potential is evaluated on: token attributes, learned edges, parents and coefficients.
 
-A :class:`FieldSystem` gathers, once per ``Engine.step`` call, everything the potential needs besides the
-positions and the neighbour list: it does not change while the tokens move. All tensors keep the token
-capacity ``C`` as leading dimension (static shapes: compiled code does not recompile when tokens are
-inserted under capacity), with dead and unused slots masked.
+:func:`pack_inputs` gathers, once per ``Engine.step`` call, everything a step needs besides the positions,
+velocities and control vector into a :class:`~neurograph.kernels.StepInputs` (re-exported here): packed
+attributes, parents, edge tables, the neighbour list, the metric, the constants of :class:`ForceParams`
+and the integrator's, and the box. None of it changes while the tokens move (a neighbour-list rebuild
+swaps the list only). All tensors keep the token capacity ``C`` as leading dimension (static shapes:
+compiled code does not recompile when tokens are inserted under capacity), with dead and unused slots
+masked.
 
 Which tokens interact (DESIGN §4; the choices are written down here):
 
@@ -22,23 +25,33 @@ Which tokens interact (DESIGN §4; the choices are written down here):
   the reaction of all its children.
 - **dead tokens** never move and exert no force.
 
-The packed per-token attribute table ``attr [C, 4] = (radius, mass, strength, code)`` is what the
-gather forms read for a neighbour: one 16-byte row. ``code`` is the level for alive tokens and ``-1``
+The packed per-token attribute table ``StepInputs.attr [C, 4] = (radius, mass, strength, code)`` is what
+the gather forms read for a neighbour: one 16-byte row. ``code`` is the level for alive tokens and ``-1``
 for dead or unused slots.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from neurograph.fields.integrate import Verlet
+from neurograph.kernels.step_inputs import ATTR_CODE, ATTR_MASS, ATTR_RADIUS, ATTR_STRENGTH, StepInputs
 from neurograph.state import EdgeState, TokenState
 
-__all__ = ["ATTR_CODE", "ATTR_MASS", "ATTR_RADIUS", "ATTR_STRENGTH", "FieldSystem", "ForceParams"]
-
-ATTR_RADIUS, ATTR_MASS, ATTR_STRENGTH, ATTR_CODE = 0, 1, 2, 3  # columns of FieldSystem.attr
+__all__ = [
+    "ATTR_CODE",
+    "ATTR_MASS",
+    "ATTR_RADIUS",
+    "ATTR_STRENGTH",
+    "ForceParams",
+    "StepInputs",
+    "pack_inputs",
+    "step_coef",
+]
 
 
 @dataclass(frozen=True)
@@ -60,89 +73,68 @@ class ForceParams:
         return torch.tensor([getattr(self, f.name) for f in fields(self)], dtype=torch.float32, device=device)
 
 
-@dataclass(frozen=True, eq=False)
-class FieldSystem:
-    """Token attributes, learned-edge tables, parents, metric and constants of one dynamics call.
+def step_coef(cdna: Any, device: torch.device | str = "cpu") -> Tensor:
+    """``StepInputs.coef [10]`` float32 from a CDNA: :class:`ForceParams` then ``dt, damping, temperature,
+    max_speed, max_force, skin / 2`` (the columns ``COEF_*`` of :mod:`neurograph.fields.integrate`)."""
+    verlet = Verlet.from_cdna(cdna)
+    extra = [verlet.dt, verlet.damping, verlet.temperature, verlet.max_speed, verlet.max_force]
+    extra.append(0.5 * float(cdna.skin))
+    tail = torch.tensor(extra, dtype=torch.float32, device=device)
+    return torch.cat([ForceParams.from_cdna(cdna).tensor(device), tail])
 
-    Shapes:
-        attr ``[C, 4]`` float32 (radius, mass, strength, code: level, ``-1`` dead);
-        parent ``[C]`` int64 (slot, ``-1`` none); edge_nbr, edge_slot ``[C, D]`` int32 (other endpoint and
-        edge slot of each learned edge of a token, ``-1`` empty); degree ``[C]`` int32;
-        edge_weight, edge_rest ``[Ec]`` float32; edge_src, edge_dst ``[Ec]`` int64, edge_kind ``[Ec]``
-        int16 and edge_alive ``[Ec]`` bool (the edge list, read by the autograd reference); scale ``[8]``.
+
+def pack_inputs(
+    tokens: TokenState, edges: EdgeState, cdna: Any, nbr: Tensor, pos0: Tensor, *, dense: bool = True
+) -> StepInputs:
+    """Pack the engine's stores, a neighbour list and the CDNA into the inputs of a step (no copies of the
+    edge columns; the adjacency tables are cut or padded to the token capacity).
+
+    Args:
+        tokens, edges: the stores.
+        cdna: the constitution in force (constants, caps, box, metric, skin).
+        nbr: ``[C, k']`` int32 neighbour-list candidates; pos0: ``[C, 8]`` positions at its rebuild.
+        dense: also build the ``[C, D]`` spring tables the gather forces read (``eager``, ``compiled``,
+            ``reference``; the fused kernel gathers by edge slot and does without).
+
+    Returns:
+        A :class:`StepInputs` on the stores' device.
     """
+    c, dev = tokens.capacity, tokens.device
+    code = torch.where(tokens.alive, tokens.level.to(torch.float32), torch.full_like(tokens.mass, -1.0))
+    attr = torch.stack([tokens.radius, tokens.mass, tokens.strength, code], dim=1)  # (C, 4)
+    edge_nbr, edge_slot, degree = (_rows(t, c) for t in (edges.nbr, edges.adj, edges.degree))
+    spring_w, spring_rest = _spring_tables(edge_slot, edges.weight, edges.rest) if dense else (None, None)
+    lo, hi = Verlet.from_cdna(cdna).box(tokens.pos)
+    return StepInputs(
+        nbr=nbr,
+        pos0=pos0,
+        attr=attr.contiguous(),
+        parent=tokens.parent,
+        edge_nbr=edge_nbr,
+        edge_slot=edge_slot,
+        degree=degree,
+        edge_weight=edges.weight,
+        edge_rest=edges.rest,
+        edge_src=edges.src,
+        edge_dst=edges.dst,
+        edge_kind=edges.kind,
+        edge_alive=edges.alive,
+        scale=torch.tensor(cdna.axis_scale, dtype=torch.float32, device=dev),
+        coef=step_coef(cdna, dev),
+        lo=lo,
+        hi=hi,
+        spring_w=spring_w,
+        spring_rest=spring_rest,
+    )
 
-    attr: Tensor
-    parent: Tensor
-    edge_nbr: Tensor
-    edge_slot: Tensor
-    degree: Tensor
-    edge_weight: Tensor
-    edge_rest: Tensor
-    edge_src: Tensor
-    edge_dst: Tensor
-    edge_kind: Tensor
-    edge_alive: Tensor
-    scale: Tensor
-    params: ForceParams
 
-    @classmethod
-    def from_state(
-        cls, tokens: TokenState, edges: EdgeState, scale: Tensor, params: ForceParams
-    ) -> FieldSystem:
-        """Pack the engine's stores (no copies of the edge columns; the adjacency tables are cut or padded
-        to the token capacity)."""
-        c = tokens.capacity
-        code = torch.where(tokens.alive, tokens.level.to(torch.float32), torch.full_like(tokens.mass, -1.0))
-        attr = torch.stack([tokens.radius, tokens.mass, tokens.strength, code], dim=1)  # (C, 4)
-        edge_nbr, edge_slot, degree = (_rows(t, c) for t in (edges.nbr, edges.adj, edges.degree))
-        return cls(
-            attr=attr.contiguous(),
-            parent=tokens.parent,
-            edge_nbr=edge_nbr,
-            edge_slot=edge_slot,
-            degree=degree,
-            edge_weight=edges.weight,
-            edge_rest=edges.rest,
-            edge_src=edges.src,
-            edge_dst=edges.dst,
-            edge_kind=edges.kind,
-            edge_alive=edges.alive,
-            scale=scale.to(device=tokens.device, dtype=torch.float32),
-            params=params,
-        )
-
-    @property
-    def capacity(self) -> int:
-        return self.attr.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.attr.device
-
-    @property
-    def mass(self) -> Tensor:
-        """``[C]`` masses."""
-        return self.attr[:, ATTR_MASS]
-
-    @property
-    def alive(self) -> Tensor:
-        """``[C]`` bool: alive (and used) slots."""
-        return self.attr[:, ATTR_CODE] >= 0
-
-    def spring_tables(self) -> tuple[Tensor, Tensor]:
-        """Per-token spring weight and rest length of each learned edge, ``[C, D]`` each (0 where empty),
-        the form the dense gather forces read (no edge-capacity shapes in compiled code)."""
-        slot = self.edge_slot.long().clamp_min(0)  # (C, D)
-        has = self.edge_slot >= 0
-        zero = torch.zeros((), dtype=self.edge_weight.dtype, device=self.device)
-        return torch.where(has, self.edge_weight[slot], zero), torch.where(has, self.edge_rest[slot], zero)
-
-    def __repr__(self) -> str:
-        return (
-            f"FieldSystem(capacity={self.capacity}, max_degree={self.edge_slot.shape[1]}, "
-            f"device={str(self.device)!r}, params={self.params})"
-        )
+def _spring_tables(edge_slot: Tensor, weight: Tensor, rest: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-token spring weight and rest length of each learned edge, ``[C, D]`` each (0 where empty), the
+    form the dense gather forces read (no edge-capacity shapes in compiled code)."""
+    slot = edge_slot.long().clamp_min(0)  # (C, D)
+    has = edge_slot >= 0
+    zero = torch.zeros((), dtype=weight.dtype, device=weight.device)
+    return torch.where(has, weight[slot], zero), torch.where(has, rest[slot], zero)
 
 
 def _rows(t: Tensor, rows: int) -> Tensor:

@@ -43,6 +43,8 @@ import torch
 import triton
 import triton.language as tl
 
+from neurograph.kernels.step_inputs import StepInputs
+
 __all__ = ["BLOCK", "NUM_WARPS", "SPRING_SLOTS", "launch"]
 
 BLOCK = 32  # tokens per program
@@ -250,55 +252,65 @@ def _force_step_kernel(
 
 
 def launch(
-    tensors: dict[str, torch.Tensor],
+    pos: torch.Tensor,
+    vel: torch.Tensor,
+    ctl: torch.Tensor,
+    inp: StepInputs,
     *,
+    pos_out: torch.Tensor,
+    vel_out: torch.Tensor,
+    ctl_out: torch.Tensor,
+    ctl_reset: torch.Tensor,
+    child_sum: torch.Tensor | None,
     seed: int,
     noise: bool,
     finalize: bool,
     block: int = BLOCK,
     num_warps: int = NUM_WARPS,
 ) -> torch.Tensor | None:
-    """Launch one step (or finalize) on checked tensors (see ``force_step.force_step_triton``).
+    """Launch one step (or finalize) on checked tensors (the arguments of ``force_step.force_step_triton``).
 
     Args:
-        tensors: the kernel's arrays by the names of ``force_step_triton``'s arguments.
+        pos, vel, ctl: the state (``[C, 8]``, ``[C, 8]``, ``[3]``).
+        inp: the step's other tensors (:class:`~neurograph.kernels.StepInputs`).
+        pos_out, vel_out, ctl_out, ctl_reset: the outputs and the control buffer to zero.
+        child_sum: ``[C, 8]`` scratch for the parent reaction, or ``None`` (no token has a parent).
         seed: 64-bit Philox key of this step.
         noise: draw Langevin noise.
         finalize: complete the last step only; returns the per-program ``[programs, 2]`` energy sums.
         block: tokens per program (a power of two).
         num_warps: warps per program.
     """
-    t = tensors
-    c, k = t["nbr"].shape
-    d = t["edge_nbr"].shape[1]
+    c, k = inp.nbr.shape
+    d = inp.edge_nbr.shape[1]
     grid = (triton.cdiv(c, block),)
-    has_parents = t.get("child_sum") is not None
+    has_parents = child_sum is not None
     if has_parents:
-        t["child_sum"].zero_()
-        _child_sum_kernel[grid](t["pos"], t["attr"], t["parent"], t["child_sum"], c, BLOCK=block)
-    part = torch.empty((grid[0], 2), dtype=torch.float32, device=t["pos"].device) if finalize else t["ctl"]
+        child_sum.zero_()
+        _child_sum_kernel[grid](pos, inp.attr, inp.parent, child_sum, c, BLOCK=block)
+    part = torch.empty((grid[0], 2), dtype=torch.float32, device=pos.device) if finalize else ctl
     _force_step_kernel[grid](
-        t["pos"],
-        t["vel"],
-        t["ctl"],
-        t["pos0"],
-        t["nbr"],
-        t["attr"],
-        t["parent"],
-        t["edge_nbr"],
-        t["edge_slot"],
-        t["degree"],
-        t["edge_weight"],
-        t["edge_rest"],
-        t["scale"],
-        t["coef"],
-        t["lo"],
-        t["hi"],
-        t["child_sum"] if has_parents else t["pos"],  # dummy pointer when absent
-        t["pos_out"],
-        t["vel_out"],
-        t["ctl_out"],
-        t["ctl_reset"],
+        pos,
+        vel,
+        ctl,
+        inp.pos0,
+        inp.nbr,
+        inp.attr,
+        inp.parent,
+        inp.edge_nbr,
+        inp.edge_slot,
+        inp.degree,
+        inp.edge_weight,
+        inp.edge_rest,
+        inp.scale,
+        inp.coef,
+        inp.lo,
+        inp.hi,
+        child_sum if has_parents else pos,  # dummy pointer when absent
+        pos_out,
+        vel_out,
+        ctl_out,
+        ctl_reset,
         part,
         c,
         seed,

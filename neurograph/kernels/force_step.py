@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from neurograph.kernels.knn import triton_available
+from neurograph.kernels.step_inputs import StepInputs
 
 __all__ = ["force_step_bytes", "force_step_triton"]
 
@@ -38,25 +39,17 @@ _SHAPES = {  # name -> (trailing shape, dtype); leading dimension C unless noted
     "pos_out": ((8,), torch.float32),
     "vel_out": ((8,), torch.float32),
 }
+_READ = (  # the fields of StepInputs the kernel reads (spring_w, spring_rest and the edge list are not)
+    "nbr", "pos0", "attr", "parent", "edge_nbr", "edge_slot", "degree", "edge_weight", "edge_rest", "scale",
+    "coef", "lo", "hi",
+)  # fmt: skip
 
 
 def force_step_triton(
     pos: Tensor,
     vel: Tensor,
     ctl: Tensor,
-    pos0: Tensor,
-    nbr: Tensor,
-    attr: Tensor,
-    parent: Tensor,
-    edge_nbr: Tensor,
-    edge_slot: Tensor,
-    degree: Tensor,
-    edge_weight: Tensor,
-    edge_rest: Tensor,
-    scale: Tensor,
-    coef: Tensor,
-    lo: Tensor,
-    hi: Tensor,
+    inp: StepInputs,
     pos_out: Tensor,
     vel_out: Tensor,
     ctl_out: Tensor,
@@ -75,13 +68,11 @@ def force_step_triton(
     Args:
         pos, vel: ``[C, 8]`` float32 positions and half-step velocities.
         ctl: ``[3]`` float32 ``(largest displacement since the rebuild, steps done, overflow)``.
-        pos0: ``[C, 8]`` positions at the neighbour-list rebuild.
-        nbr: ``[C, K]`` int32 neighbour candidates (``-1`` empty).
-        attr: ``[C, 4]`` float32 ``(radius, mass, strength, code)``.
-        parent: ``[C]`` int64 parent slots.
-        edge_nbr, edge_slot: ``[C, D]`` int32 learned-edge tables; degree: ``[C]`` int32.
-        edge_weight, edge_rest: ``[Ec]`` float32, read by edge slot.
-        scale: ``[8]``; coef: ``[10]`` float32 (see ``leapfrog_step``); lo, hi: ``[8]`` box.
+        inp: the step's other tensors (:class:`~neurograph.kernels.StepInputs`); the kernel reads
+            ``nbr`` (int32), ``pos0``, ``attr``, ``parent``, the learned-edge tables ``edge_nbr``,
+            ``edge_slot``, ``degree`` and ``edge_weight``, ``edge_rest`` by edge slot, ``scale``, ``coef``
+            ``[10]``, ``lo`` and ``hi``, all contiguous on the device of ``pos``; ``spring_w`` and
+            ``spring_rest`` may be ``None``.
         pos_out, vel_out: ``[C, 8]`` outputs (must not alias the inputs).
         ctl_out: ``[3]`` output control vector; its entry 0 must hold a value ``<=`` the true maximum
             (0 after a rebuild): the launch before zeroed it through its ``ctl_reset``.
@@ -99,16 +90,18 @@ def force_step_triton(
         ``finalize``, else ``None``.
 
     Raises:
+        TypeError: ``inp`` is not a :class:`~neurograph.kernels.StepInputs`.
         ValueError: a malformed argument (named in the message).
         RuntimeError: triton is missing, or the tensors are on the CPU without ``TRITON_INTERPRET=1``.
     """
-    tensors = dict(
-        pos=pos, vel=vel, ctl=ctl, pos0=pos0, nbr=nbr, attr=attr, parent=parent, edge_nbr=edge_nbr,
-        edge_slot=edge_slot, degree=degree, edge_weight=edge_weight, edge_rest=edge_rest, scale=scale,
-        coef=coef, lo=lo, hi=hi, pos_out=pos_out, vel_out=vel_out, ctl_out=ctl_out, ctl_reset=ctl_reset,
-        child_sum=child_sum,
-    )  # fmt: skip
     if check:
+        if not isinstance(inp, StepInputs):
+            raise TypeError(f"inp must be a StepInputs; got {type(inp).__name__}")
+        tensors = dict(
+            pos=pos, vel=vel, ctl=ctl, pos_out=pos_out, vel_out=vel_out, ctl_out=ctl_out, ctl_reset=ctl_reset,
+            child_sum=child_sum,
+        )  # fmt: skip
+        tensors.update({name: getattr(inp, name) for name in _READ})
         _check(tensors)
     if not triton_available():
         raise RuntimeError("force_step_triton needs triton and CUDA (or TRITON_INTERPRET=1 for CPU tensors)")
@@ -116,7 +109,10 @@ def force_step_triton(
         raise RuntimeError(f"force_step_triton needs CUDA tensors (or TRITON_INTERPRET=1); got {pos.device}")
     from neurograph.kernels._force_step_triton import launch  # lazy: triton is heavy and optional
 
-    part = launch(tensors, seed=seed, noise=noise, finalize=finalize)
+    part = launch(
+        pos, vel, ctl, inp, pos_out=pos_out, vel_out=vel_out, ctl_out=ctl_out, ctl_reset=ctl_reset,
+        child_sum=child_sum, seed=seed, noise=noise, finalize=finalize,
+    )  # fmt: skip
     energy = part.sum(0) if part is not None else None
     return pos_out, vel_out, ctl_out, energy
 
@@ -128,7 +124,8 @@ def force_step_bytes(n: int, k: int, springs: int = 0) -> int:
 
 
 def _check(t: dict[str, Tensor | None]) -> None:
-    """Shapes, dtypes and devices (no host sync); raises ``ValueError`` naming the argument."""
+    """Shapes, dtypes and devices of the state, the outputs and the fields of :class:`StepInputs` the kernel
+    reads, by name (no host sync); raises ``ValueError`` naming the argument."""
     pos = t["pos"]
     if not isinstance(pos, Tensor) or pos.ndim != 2 or pos.shape[1] != 8 or pos.dtype != torch.float32:
         raise ValueError(f"pos must be a [C, 8] float32 tensor; got {_describe(pos)}")
@@ -139,7 +136,7 @@ def _check(t: dict[str, Tensor | None]) -> None:
     nbr, edge_nbr = t["nbr"], t["edge_nbr"]
     for name, x in (("nbr", nbr), ("edge_nbr", edge_nbr)):
         if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[0] != c or x.dtype != torch.int32:
-            raise ValueError(f"{name} must be a [{c}, k] int32 tensor; got {_describe(x)}")
+            raise ValueError(f"{_label(name)} must be a [{c}, k] int32 tensor; got {_describe(x)}")
     want["edge_slot"] = (tuple(edge_nbr.shape), torch.int32)
     for name in ("ctl", "ctl_out", "ctl_reset"):
         want[name] = ((3,), torch.float32)
@@ -153,9 +150,11 @@ def _check(t: dict[str, Tensor | None]) -> None:
     for name, (shape, dtype) in want.items():
         x = t[name]
         if not isinstance(x, Tensor) or tuple(x.shape) != shape or x.dtype != dtype or x.device != dev:
-            raise ValueError(f"{name} must be a {list(shape)} {dtype} tensor on {dev}; got {_describe(x)}")
+            raise ValueError(
+                f"{_label(name)} must be a {list(shape)} {dtype} tensor on {dev}; got {_describe(x)}"
+            )
         if not x.is_contiguous():
-            raise ValueError(f"{name} must be contiguous")
+            raise ValueError(f"{_label(name)} must be contiguous")
     for a, b in (
         ("pos_out", "pos"),
         ("vel_out", "vel"),
@@ -165,6 +164,11 @@ def _check(t: dict[str, Tensor | None]) -> None:
     ):
         if t[a].data_ptr() == t[b].data_ptr():
             raise ValueError(f"{a} must not alias {b} (the step writes out of place)")
+
+
+def _label(name: str) -> str:
+    """The argument's name in messages: ``StepInputs.nbr`` for a field of the inputs."""
+    return f"StepInputs.{name}" if name in _READ else name
 
 
 def _describe(x: object) -> str:

@@ -8,25 +8,27 @@ import numpy as np
 import torch
 
 from neurograph.cdna import CDNA
-from neurograph.fields import FieldSystem, ForceParams, NeighborListFn, Verlet
-from neurograph.fields.backends import StepInputs
+from neurograph.fields import NeighborListFn, StepInputs, pack_inputs
 from neurograph.state import EdgeState, TokenState
 
 
 @dataclass
 class Case:
-    """Stores, a packed system, a neighbour list and the step inputs of one random system."""
+    """Stores and the step inputs (neighbour list included) of one random system."""
 
     tokens: TokenState
     edges: EdgeState
     cdna: CDNA
-    system: FieldSystem
-    nbr: torch.Tensor
     inputs: StepInputs
 
     @property
     def n(self) -> int:
         return self.tokens.count
+
+    @property
+    def nbr(self) -> torch.Tensor:
+        """``[C, k']`` the exact neighbour list of the inputs."""
+        return self.inputs.nbr
 
 
 def random_stores(
@@ -98,17 +100,10 @@ def make_case(cdna: CDNA | None = None, *, capacity_k: int = 32, dense: bool = T
     tokens, edges = random_stores(**kwargs)
     cdna = cdna or CDNA(axis_scale=(1.0, 0.5, 2.0, 1.0, 1.5, 1.0, 0.8, 1.2))
     scale = torch.tensor(cdna.axis_scale, dtype=torch.float32, device=tokens.device)
-    system = FieldSystem.from_state(tokens, edges, scale, ForceParams.from_cdna(cdna))
     fn = NeighborListFn(skin=cdna.skin, capacity=capacity_k)
     nl = fn.allocate(tokens.pos, tokens.radius, tokens.level, tokens.alive, tokens.count, scale)
     assert nl.ctl[2] == 0, "the test system overflowed its neighbour list: raise capacity_k"
-    verlet = Verlet.from_cdna(cdna)
-    extra = [verlet.dt, verlet.damping, verlet.temperature, verlet.max_speed, verlet.max_force, cdna.skin / 2]
-    coef = torch.cat([system.params.tensor(tokens.device), torch.tensor(extra, device=tokens.device)])
-    lo, hi = verlet.box(tokens.pos)
-    w, r = system.spring_tables() if dense else (None, None)
-    inputs = StepInputs(system, nl.idx, nl.pos0, coef, lo, hi, w, r)
-    return Case(tokens, edges, cdna, system, nl.idx, inputs)
+    return Case(tokens, edges, cdna, pack_inputs(tokens, edges, cdna, nl.idx, nl.pos0, dense=dense))
 
 
 def brute_pairs(pos: torch.Tensor, tokens: TokenState, scale: torch.Tensor) -> set[tuple[int, int]]:

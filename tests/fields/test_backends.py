@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,29 +72,18 @@ def test_compiled_agrees_with_eager_and_does_not_recompile_on_insertion() -> Non
 
 def test_force_step_triton_checks_its_arguments() -> None:
     case = make_case(seed=23)
-    s, inp = case.system, case.inputs
+    inp = case.inputs
     pos = case.tokens.pos
-    args = [
-        pos,
-        case.tokens.vel,
-        torch.zeros(3),
-        inp.pos0,
-        case.nbr,
-        s.attr,
-        s.parent,
-        s.edge_nbr,
-        s.edge_slot,
-    ]
-    args += [s.degree, s.edge_weight, s.edge_rest, s.scale, inp.coef, inp.lo, inp.hi]
+    state = (pos, case.tokens.vel, torch.zeros(3))
     outs = [torch.empty_like(pos), torch.empty_like(pos), torch.zeros(3), torch.zeros(3)]
-    bad = list(args)
-    bad[4] = case.nbr.long()
     with pytest.raises(ValueError, match="nbr must be"):
-        force_step_triton(*bad, *outs)
+        force_step_triton(*state, replace(inp, nbr=case.nbr.long()), *outs)
     with pytest.raises(ValueError, match="pos_out must not alias pos"):
-        force_step_triton(*args, pos, *outs[1:])
+        force_step_triton(*state, inp, pos, *outs[1:])
     with pytest.raises(ValueError, match="coef must be"):
-        force_step_triton(*args[:13], inp.coef[:4], *args[14:], *outs)
+        force_step_triton(*state, replace(inp, coef=inp.coef[:4]), *outs)
+    with pytest.raises(TypeError, match="StepInputs"):
+        force_step_triton(*state, (inp.nbr, inp.attr), *outs)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -119,8 +109,8 @@ def one_step(done, disp=0.0, parents=True, degree=4):
     case = make_case(seed=31, parents=parents, degree=degree)
     inp = case.inputs
     ctl = torch.tensor([disp, float(done), 0.0])
-    x, u, rest = case.tokens.pos, case.tokens.vel, (inp.coef, inp.lo, inp.hi, None)
-    want = dense_step(x, u, ctl, *inp.dense_args(), *rest)
+    x, u = case.tokens.pos, case.tokens.vel
+    want = dense_step(x, u, ctl, inp, None)
     be = TritonBackend()
     be.begin(torch.Generator(), 0.0, has_parents=parents)
     got = be.step(x, u, ctl, inp, None)
@@ -130,8 +120,8 @@ def finalize():
     case = make_case(seed=32)
     inp = case.inputs
     ctl = torch.tensor([0.0, 3.0, 0.0])
-    x, u, rest = case.tokens.pos, case.tokens.vel, (inp.coef, inp.lo, inp.hi, None)
-    want = dense_finalize(x, u, ctl, *inp.dense_args(), *rest)
+    x, u = case.tokens.pos, case.tokens.vel
+    want = dense_finalize(x, u, ctl, inp, None)
     be = TritonBackend()
     be.begin(torch.Generator(), 0.0, has_parents=True)
     got = be.finalize(x, u, ctl, inp, None)
@@ -246,16 +236,14 @@ def test_cuda_fused_step_matches_dense_step_at_scale() -> None:
     case = make_case(n=3000, capacity=4096, seed=34, spread=0.4, device="cuda", capacity_k=64)
     inp = case.inputs
     ctl = torch.tensor([0.0, 1.0, 0.0], device="cuda")
-    want = dense_step(
-        case.tokens.pos, case.tokens.vel, ctl, *inp.dense_args(), inp.coef, inp.lo, inp.hi, None
-    )
+    want = dense_step(case.tokens.pos, case.tokens.vel, ctl, inp, None)
     be = TritonBackend()
     be.begin(torch.Generator("cuda"), 0.0, has_parents=True)
     got = be.step(case.tokens.pos, case.tokens.vel, ctl, inp, None)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     v, pot, kin = be.finalize(got[0], got[1], got[2], inp, None)
-    v_want, pot_want, kin_want = dense_finalize(*want, *inp.dense_args(), inp.coef, inp.lo, inp.hi, None)
+    v_want, pot_want, kin_want = dense_finalize(*want, inp, None)
     torch.testing.assert_close(v, v_want, rtol=1e-4, atol=1e-5)
     assert float(pot) == pytest.approx(float(pot_want), rel=1e-4)
     assert float(kin) == pytest.approx(float(kin_want), rel=1e-4)

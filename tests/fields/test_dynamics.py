@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neurograph.cdna import CDNA
-from neurograph.fields import Dynamics, FieldSystem, ForceParams, StepStats, Verlet, gather_forces
+from neurograph.fields import Dynamics, StepStats, Verlet, gather_forces, pack_inputs
 from neurograph.fields.backends import dense_finalize, dense_step
 from tests.fields.systems import make_case, random_stores
 
@@ -25,13 +25,8 @@ def _energies(tokens, edges, cdna, steps: int, check_caps: bool = False) -> np.n
     def record(stats: StepStats) -> None:
         energies.append(stats.total_energy)
         if check_caps:
-            case = dyn.neighbor_list
-            s = FieldSystem.from_state(
-                tokens, edges, torch.tensor(cdna.axis_scale), ForceParams.from_cdna(cdna)
-            )
-            w, r = s.spring_tables()
-            coef = s.params.tensor()
-            force, _ = gather_forces(tokens.pos, case.idx, s.attr, s.parent, s.edge_nbr, w, r, s.scale, coef)
+            nl = dyn.neighbor_list
+            force, _ = gather_forces(tokens.pos, pack_inputs(tokens, edges, cdna, nl.idx, nl.pos0))
             assert force.norm(dim=1).max() < cdna.max_force, (
                 "the force cap bound: the test needs a larger one"
             )
@@ -92,18 +87,7 @@ def test_the_force_cap_bounds_the_kick() -> None:
     tokens, edges = random_stores(50, seed=13, spread=0.05, capacity=64, dead=0)
     tokens.vel.zero_()
     case = make_case(cdna, seed=13, spread=0.05, capacity=64, dead=0, capacity_k=64)
-    s, inp = case.system, case.inputs
-    force, _ = gather_forces(
-        case.tokens.pos,
-        case.nbr,
-        s.attr,
-        s.parent,
-        s.edge_nbr,
-        inp.spring_w,
-        inp.spring_rest,
-        s.scale,
-        inp.coef,
-    )
+    force, _ = gather_forces(case.tokens.pos, case.inputs)
     assert force.norm(dim=1).max() > 50 * cdna.max_force  # the uncapped forces are far above the cap
     Dynamics("eager").run(tokens, edges, cdna, 1, torch.Generator())
     n = tokens.count
@@ -113,20 +97,19 @@ def test_the_force_cap_bounds_the_kick() -> None:
 
 def test_velocity_verlet_and_the_fused_form_give_the_same_trajectory() -> None:
     case = make_case(CDNA(damping=0.5, skin=2.0), seed=14, dead=0, capacity_k=64)  # the list holds throughout
-    s, inp = case.system, case.inputs
-    args = inp.dense_args()[1:]  # nbr, attr, parent, edge_nbr, spring_w, spring_rest, scale
+    inp = case.inputs
 
     def force_fn(x: torch.Tensor) -> torch.Tensor:
-        return gather_forces(x, *args, inp.coef)[0]
+        return gather_forces(x, inp)[0]
 
     verlet = Verlet.from_cdna(case.cdna)
     state = verlet.init_fn(case.tokens.pos.clone(), force_fn, case.tokens.vel.clone())
     x, u = case.tokens.pos.clone(), case.tokens.vel.clone()
     ctl = torch.zeros(3)
     for _ in range(25):
-        state = verlet.step_fn(state, force_fn, s.mass, s.alive)
-        x, u, ctl = dense_step(x, u, ctl, *inp.dense_args(), inp.coef, inp.lo, inp.hi, None)
-    v, _, _ = dense_finalize(x, u, ctl, *inp.dense_args(), inp.coef, inp.lo, inp.hi, None)
+        state = verlet.step_fn(state, force_fn, inp.mass, inp.alive)
+        x, u, ctl = dense_step(x, u, ctl, inp, None)
+    v, _, _ = dense_finalize(x, u, ctl, inp, None)
     assert ctl[1] == 25
     torch.testing.assert_close(x, state.pos, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(v, state.vel, rtol=1e-4, atol=1e-6)

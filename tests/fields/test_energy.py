@@ -94,12 +94,9 @@ SYSTEMS = [
 @pytest.mark.parametrize("kwargs", SYSTEMS)
 def test_gather_forces_equal_minus_grad_of_the_reference_energy(kwargs: dict) -> None:
     case = make_case(**kwargs)
-    s, inp = case.system, case.inputs
     pos = case.tokens.pos
-    want, energy = reference_forces(pos.double(), s, case.nbr)  # float64 oracle
-    force, per_token = gather_forces(
-        pos, case.nbr, s.attr, s.parent, s.edge_nbr, inp.spring_w, inp.spring_rest, s.scale, inp.coef
-    )
+    want, energy = reference_forces(pos.double(), case.inputs)  # float64 oracle
+    force, per_token = gather_forces(pos, case.inputs)
     assert force.dtype == torch.float32 and force.shape == pos.shape
     scale = want.abs().max().item()
     torch.testing.assert_close(force.double(), want, rtol=1e-4, atol=1e-5 * max(scale, 1.0))
@@ -108,18 +105,32 @@ def test_gather_forces_equal_minus_grad_of_the_reference_energy(kwargs: dict) ->
     assert (force[dead] == 0).all() and (per_token[dead] == 0).all()
 
 
+def test_pack_inputs_reads_the_cdna_and_gather_forces_needs_the_dense_tables() -> None:
+    cdna = CDNA(repulsion_k=7.0, dt=0.02, skin=0.08, axis_scale=(2.0,) + (1.0,) * 7)
+    case = make_case(cdna, dense=False, seed=7)
+    inp = case.inputs
+    want = [1.0, 7.0, 1.0, 0.5, 0.02, cdna.damping, cdna.temperature, cdna.max_speed, cdna.max_force, 0.04]
+    torch.testing.assert_close(inp.coef, torch.tensor(want))
+    assert inp.scale.tolist() == list(cdna.axis_scale)
+    assert inp.lo.tolist() == list(cdna.axis_min) and inp.hi.tolist() == list(cdna.axis_max)
+    assert inp.spring_w is None and inp.spring_rest is None
+    assert inp.edge_src is case.edges.src  # the edge columns are not copied
+    with pytest.raises(ValueError, match="dense=True"):
+        gather_forces(case.tokens.pos, inp)
+
+
 def test_every_term_contributes_in_the_test_system() -> None:
     case = make_case(spread=0.1, capacity_k=64)
-    terms = energy_terms(case.tokens.pos.double(), case.system, case.nbr)
+    terms = energy_terms(case.tokens.pos.double(), case.inputs)
     assert set(terms) == {"repulsion", "well", "spring", "parent"}
     assert terms["repulsion"] > 0 and terms["well"] < 0 and terms["spring"] > 0 and terms["parent"] > 0
 
 
 def test_structural_edges_are_not_springs() -> None:
     case = make_case(seed=5, levels=False, parents=False)
-    before = energy_terms(case.tokens.pos.double(), case.system, case.nbr)["spring"]
+    before = energy_terms(case.tokens.pos.double(), case.inputs)["spring"]
     case.edges.append(np.array([0]), np.array([1]), 0, kind=0x60, weight=1.0, rest=0.0)  # part_of
-    after = energy_terms(case.tokens.pos.double(), case.system, case.nbr)["spring"]
+    after = energy_terms(case.tokens.pos.double(), case.inputs)["spring"]
     assert after == before
 
 
@@ -150,6 +161,6 @@ def test_lift_has_a_zero_gradient_between_coincident_tokens() -> None:
 def test_metric_scales_enter_the_forces() -> None:
     scaled = make_case(seed=6, cdna=CDNA(axis_scale=(4.0, 1, 1, 1, 1, 1, 1, 0.25)))
     plain = make_case(seed=6, cdna=CDNA())
-    e_scaled = potential_energy(scaled.tokens.pos.double(), scaled.system, scaled.nbr)
-    e_plain = potential_energy(plain.tokens.pos.double(), plain.system, plain.nbr)
+    e_scaled = potential_energy(scaled.tokens.pos.double(), scaled.inputs)
+    e_plain = potential_energy(plain.tokens.pos.double(), plain.inputs)
     assert e_scaled != pytest.approx(e_plain.item())
