@@ -11,7 +11,7 @@ import numpy as np
 
 from neurograph.space import DIM
 
-__all__ = ["DATASETS", "blobs_8d", "digits_8d", "iris_8d", "load"]
+__all__ = ["DATASETS", "blobs_8d", "digits_8d", "iris_8d", "load", "nested_groups"]
 
 
 def _project(features: np.ndarray) -> np.ndarray:
@@ -54,6 +54,48 @@ def blobs_8d(
     labels = rng.integers(0, centers, n)
     x = c[labels] + spread * rng.standard_normal((n, DIM))
     return np.clip(x, -0.95, 0.95).astype(np.float32), labels.astype(np.int64)
+
+
+def nested_groups(
+    branching: tuple[int, ...] = (4, 5),
+    n: int = 3000,
+    spread: float = 0.5,
+    ratio: float = 0.25,
+    noise: float = 0.02,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of groups in 8-D with known labels at every level (the multi-scale test of DESIGN §5).
+
+    The top has ``branching[0]`` centres uniform in ``[-spread, spread]^8``; each centre at depth ``d`` has
+    ``branching[d + 1]`` children displaced by Gaussian steps whose scale shrinks by ``ratio`` per depth;
+    points are Gaussian (``noise``) around the leaves, assigned uniformly at random.
+
+    Args:
+        branching: children per node, top first: ``(4, 5)`` is 4 groups of 5 sub-groups (2 levels),
+            ``(3, 3, 4)`` three levels.
+        n: points.
+        spread: half-width of the box of the top centres.
+        ratio: scale of a level's displacements relative to the one above.
+        noise: standard deviation of the points around their leaf.
+        seed: seed of everything.
+
+    Returns:
+        ``(x [n, 8] float32, labels [n, L] int64)`` with ``L = len(branching)``; column ``j`` is the
+        truth of hierarchy level ``L - j`` (column ``-1`` the finest groups, the level-1 fields; column 0
+        the coarsest).
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-spread, spread, (branching[0], DIM))
+    step = spread * ratio
+    for b in branching[1:]:
+        kids = centres[:, None, :] + rng.normal(0, step, (centres.shape[0], b, DIM))
+        centres = kids.reshape(-1, DIM)  # (nodes at this depth, 8)
+        step *= ratio
+    leaf = rng.integers(0, centres.shape[0], n)  # (n,)
+    x = centres[leaf] + rng.normal(0, noise, (n, DIM))
+    sizes = np.cumprod(branching[::-1])[::-1]  # leaves under one node of each depth, top first
+    labels = np.stack([leaf // (sizes[j] // branching[j]) for j in range(len(branching))], 1)
+    return x.astype(np.float32), labels.astype(np.int64)
 
 
 DATASETS = {"digits": digits_8d, "iris": iris_8d, "blobs": blobs_8d}

@@ -81,8 +81,15 @@ class Basins:
 class BasinGrouping:
     """Group tokens into fields: basins of the mass density, merged by persistence (module docstring).
 
+    The graph's degree follows the size of the level (:meth:`k_for`): ``min(k, max(min_size - 1,
+    n // min_size))``. A level of ``n`` tokens holds at most ``n // min_size`` fields; a degree above that
+    reaches across groups by construction. A large level of signal tokens gets the full ``k`` (a smooth
+    density); a small level (fields of fields: tens of tokens) gets down to ``min_size - 1``, the degree at
+    which a tight group of ``min_size`` tokens is a clique of its own, so that groups of fields are not all
+    joined into one basin by a graph that spans the whole level.
+
     Args:
-        k: neighbours per token in the graph (``field_neighbors``).
+        k: most neighbours per token in the graph (``field_neighbors``).
         persistence: the rise in log mass density a basin's peak needs above its saddle to stand alone
             (``field_persistence``).
         min_size: members a basin needs to be a field (``min_field_size``).
@@ -93,6 +100,10 @@ class BasinGrouping:
     persistence: float = 1.0
     min_size: int = 5
     dim: float = float(DIM)
+
+    def k_for(self, n: int) -> int:
+        """The graph degree for a level of ``n`` tokens (see the class docstring)."""
+        return min(self.k, max(self.min_size - 1, n // max(self.min_size, 1), 1))
 
     def __call__(
         self,
@@ -119,7 +130,7 @@ class BasinGrouping:
         if n == 0:
             empty = torch.zeros(0, dtype=torch.int64, device=dev)
             return Basins(empty, empty, torch.zeros(0, device=dev), empty, 0)
-        idx, dist = knn_graph(pos, min(self.k, n - 1), scale)  # (n, k) rows, -1 padded
+        idx, dist = knn_graph(pos, min(self.k_for(n), n - 1), scale)  # (n, k) rows, -1 padded
         phi = mass_density(mass, idx, dist, self.dim)  # (n,)
         order = _total_order(phi)  # (n,) rank of each token by (phi, row)
         src, dst = _edge_list(idx, links, n)  # (E,) both directions
