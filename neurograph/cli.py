@@ -17,27 +17,36 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from neurograph.cdna import PROFILES
+
 __all__ = ["demo", "main"]
 
 
-def demo(
-    dataset: str = "digits", device: str = "cpu", profile: str = "default", seed: int = 0
-) -> pd.DataFrame:
-    """Stream ``dataset`` through an engine signal by signal and as one batch; returns the summary."""
+def demo(dataset: str = "digits", device: str = "cpu", profile: str = "auto", seed: int = 0) -> pd.DataFrame:
+    """Stream ``dataset`` through an engine signal by signal and as one batch; returns the summary.
+
+    ``profile="auto"`` calibrates the default CDNA to the data (:meth:`~neurograph.cdna.CDNA.calibrate`);
+    any other name is a fixed profile. The batch engine's hierarchy is built and its fields per level are
+    printed with their NMI against the labels.
+    """
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from neurograph.cdna import CDNA
     from neurograph.datasets import load
     from neurograph.engine import Engine
 
     x, labels = load(dataset)
+    cdna = CDNA.calibrate(x) if profile == "auto" else CDNA.profile(profile)
     event_type = f"signal.input.external.dataset.{dataset}"
     rows = []
-    eng = Engine(device=device, cdna=profile, seed=seed)
+    eng = Engine(device=device, cdna=cdna, seed=seed)
     t0 = time.perf_counter()
     novel = 0
     for v in tqdm(x, desc=f"emit {dataset}", unit="signal"):
         novel += eng.emit(event_type, v).is_novel
     secs = time.perf_counter() - t0
     rows.append(_summary("emit (one by one)", eng, len(x), novel, secs))
-    batch_eng = Engine(device=device, cdna=profile, seed=seed)
+    batch_eng = Engine(device=device, cdna=cdna, seed=seed)
     t0 = time.perf_counter()
     b = batch_eng.emit_batch(event_type, x)
     secs = time.perf_counter() - t0
@@ -47,6 +56,13 @@ def demo(
     print(f"\n{dataset}: {len(x)} signals, {len(np.unique(labels))} classes, device {device}, CDNA {profile}")
     print(table.to_string(float_format=lambda v: f"{v:,.3f}"))
     print(f"label purity of familiar signals' tokens: {purity:.3f}")
+    h = batch_eng.hierarchy()
+    ids = b.token_ids.numpy()
+    for level in range(1, h.n_levels):
+        fields = h.ancestors(ids, level)
+        n_fields = len(np.unique(fields[fields >= 0]))
+        score = normalized_mutual_info_score(labels, fields)
+        print(f"level {level}: {n_fields} field(s), NMI against the {dataset} labels {score:.3f}")
     return table
 
 
@@ -76,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("demo", help="stream a data set through an engine and print a summary")
     p.add_argument("--dataset", default="digits", choices=["digits", "iris", "blobs"])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--profile", default="default", choices=["default", "explorer", "analyst", "creative"])
+    p.add_argument(
+        "--profile", default="auto", choices=["auto", *PROFILES], help="auto: calibrated to the data"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="", help="also write the summary table as JSON here")
     args = parser.parse_args(argv)

@@ -22,3 +22,4 @@ def test_demo_runs_on_iris(tmp_path):
     rows = json.loads(out.read_text())
     assert [r["mode"] for r in rows] == ["emit (one by one)", "emit_batch"]
     assert all(r["signals"] == 150 and 0 < r["tokens"] <= 150 for r in rows)
+    assert "CDNA auto" in proc.stdout and "level 1:" in proc.stdout  # calibrated to the data, fields shown
