@@ -8,8 +8,9 @@ runs k-means (k = fields found, k = classes), HDBSCAN and MiniSom on the same in
 (``neurograph.eval.runner`` explains each). Prints a table and writes
 ``benchmarks/results/eval_emergence_<dataset>.json`` and ``.md``.
 
-The main run uses the ``scaled`` CDNA preset (novelty threshold = half the median nearest-neighbour
-distance of the data, neighbour radius = that median, every other field default). For reference the
+The main run uses the ``auto`` CDNA preset, ``CDNA.calibrate(x)`` (neighbour radius = the median
+nearest-neighbour distance of the data, novelty threshold = half of it, every other length scaled alike,
+the box fitted to the data; no tuning on the labels). For reference the
 JSON also holds: the same run at the untouched ``default`` CDNA, and (``--sweep``) what else was tried:
 the field settings ``field_neighbors`` x ``field_persistence``, HDBSCAN's ``min_cluster_size`` and
 MiniSom map shapes, each scored against the labels (so the best of a sweep is tuned on the labels:
@@ -173,7 +174,7 @@ def _dynamics_line(report: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", choices=("digits", "iris", "blobs"), default="digits")
-    ap.add_argument("--preset", choices=("scaled", "default"), default="scaled")
+    ap.add_argument("--preset", choices=("auto", "scaled", "default"), default="auto")
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="CDNA overrides")
     ap.add_argument("--chunks", type=int, default=4, help="emit_batch calls, a rebuild after each")
     ap.add_argument("--steps", type=int, default=0, help="dynamics steps after each chunk (if available)")

@@ -16,11 +16,11 @@ Scores: NMI, ARI, purity, coverage and NMI over the covered samples (:mod:`neuro
 plus nesting consistency and stability for the fields, and wall times.
 
 CDNA presets (the default profile's neighbourhood sizes suit signals spread over the whole box, not the
-spacing of a given data set): ``default`` is the default profile as is; ``scaled`` sets
-``novelty_threshold`` to half the median nearest-neighbour distance of the data, ``neighbor_radius`` to
-that median and ``token_radius`` to half the threshold (so that the soft-sphere repulsion of the dynamics
-acts only between tokens closer than the threshold), every other field at its default. Overrides are
-applied on top of the preset.
+spacing of a given data set): ``default`` is the default profile as is; ``auto`` (alias ``scaled``) is
+:meth:`CDNA.calibrate(x) <neurograph.cdna.CDNA.calibrate>`: the neighbour radius is the median
+nearest-neighbour distance of the data, the novelty threshold half of it, the token radius a quarter (so
+that the soft-sphere repulsion of the dynamics acts only between tokens closer than the threshold), every
+other length scaled alike and the box fitted to the data. Overrides are applied on top of the preset.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import torch
 from neurograph.cdna import CDNA
 from neurograph.datasets import load
 from neurograph.engine import Engine
+from neurograph.errors import InvalidArgument
 from neurograph.eval.baselines import hdbscan_labels, kmeans_labels, som_labels
 from neurograph.eval.metrics import cluster_scores, field_stability, nesting_consistency
 from neurograph.hierarchy.view import Hierarchy
@@ -48,7 +49,7 @@ from neurograph.hierarchy.view import Hierarchy
 __all__ = ["PRESETS", "EmergenceRun", "format_table", "machine_info", "preset_cdna", "run_emergence"]
 
 CHANNEL_TYPE = "signal.input.external.eval.sample"  # event type of the streamed samples
-PRESETS = ("default", "scaled")
+PRESETS = ("default", "auto", "scaled")  # scaled: the earlier name of auto
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class EmergenceRun:
     """What to evaluate (every field has a comment on its default)."""
 
     dataset: str = "digits"  # digits | iris | blobs
-    preset: str = "scaled"  # default | scaled (see the module docstring)
+    preset: str = "auto"  # default | auto (see the module docstring)
     overrides: Mapping[str, Any] = field(default_factory=dict)  # CDNA fields on top of the preset
     chunks: int = 4  # emit_batch calls; the hierarchy is rebuilt after each (stability over time)
     steps: int = 0  # dynamics steps after each chunk (only when the engine has step())
@@ -69,22 +70,10 @@ class EmergenceRun:
 
 def preset_cdna(preset: str, x: np.ndarray, overrides: Mapping[str, Any] | None = None) -> CDNA:
     """The CDNA of a preset for data ``x [n, 8]`` (module docstring), with ``overrides`` applied."""
-    from scipy.spatial import cKDTree
-
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
-    changes: dict[str, Any] = {}
-    if preset == "scaled":
-        d, _ = cKDTree(x).query(x, 2)
-        median = float(np.median(d[:, 1]))
-        threshold = round(median / 2, 6)
-        changes = {
-            "novelty_threshold": threshold,
-            "neighbor_radius": round(median, 6),
-            "token_radius": max(CDNA.radius_min, threshold / 2),  # tokens repel only inside the threshold
-        }
-    changes.update(overrides or {})
-    return CDNA(**changes)
+        raise InvalidArgument("preset", preset, f"must be one of {list(PRESETS)}")
+    cdna = CDNA() if preset == "default" else CDNA.calibrate(x)
+    return cdna.replace(**overrides) if overrides else cdna
 
 
 def run_emergence(run: EmergenceRun, log: Callable[[str], Any] | None = None) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def test_presets():
     scaled = preset_cdna("scaled", x, {"field_persistence": 2.0})
     assert scaled.novelty_threshold == pytest.approx(scaled.neighbor_radius / 2, rel=1e-4)
     assert scaled.field_persistence == 2.0 and preset_cdna("default", x).novelty_threshold == 0.1
-    with pytest.raises(ValueError, match="preset"):
+    with pytest.raises(ValueError, match="preset"):  # InvalidArgument is a ValueError
         preset_cdna("nope", x)
 
 
