@@ -223,7 +223,9 @@ def merge_by_persistence(
     rounds = 0
     while rounds < _MAX_ROUNDS:
         a, b = peak[src], peak[dst]  # (E,) basins at both ends
-        up = (a != b) & (order[b] > order[a])  # edge from a lower-peaked basin into a higher one
+        between = a != b  # edges inside one basin never matter again: merged basins stay merged
+        src, dst, saddle_all, a, b = src[between], dst[between], saddle_all[between], a[between], b[between]
+        up = order[b] > order[a]  # edge from a lower-peaked basin into a higher one
         a, b, s = a[up], b[up], saddle_all[up]
         if a.numel() == 0:
             break
