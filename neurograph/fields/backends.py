@@ -23,7 +23,16 @@ last step and returns the potential and kinetic energy. Both take the state ``(p
 :class:`~neurograph.kernels.StepInputs` (everything else the step reads, packed by
 :func:`~neurograph.fields.system.pack_inputs`; the backends with ``dense`` set read its spring tables)
 and the noise. Langevin noise comes from the engine's generator (``torch.randn`` per step for the torch
-backends; one seed per call for the kernel's Philox stream), so runs are reproducible with the seed.
+backends; one seed per call for the kernel's Philox stream), so the noise is reproducible with the seed.
+
+Determinism (the same state, inputs and generator state, on the same device and software): ``triton``
+gives bit-identical results (every sum in a fixed order, the parent reaction included; tested bit for
+bit on a GPU and, under the interpreter, with the programs run in reverse order), and so does ``eager``
+on the CPU (tested). Elsewhere the torch backends inherit PyTorch's determinism: ``eager`` and
+``compiled`` on CUDA add the parent reaction with ``index_add``, which uses float atomics there, so once
+tokens have parents two runs agree to float rounding only (``torch.use_deterministic_algorithms(True)``
+makes ``eager``'s deterministic); ``reference`` (autograd's scatter-adds) and ``compiled`` are not
+promised bit for bit either.
 """
 
 from __future__ import annotations
@@ -147,7 +156,9 @@ class TritonBackend:
     Writes out of place into buffers it owns, never into a tensor it reads; rotates three control
     buffers so that each launch zeroes the one the next launch accumulates into (no extra launch per
     step). The Langevin noise is the kernel's Philox stream keyed by a per-call seed drawn from the
-    engine's generator and the step number.
+    engine's generator and the step number. The parent reaction is summed by each parent over its
+    children in the CSR order of the inputs (``StepInputs.child_order`` / ``child_start``, built once by
+    :func:`~neurograph.fields.system.pack_inputs`), not with float atomics: the steps are deterministic.
     """
 
     dense = False
@@ -168,7 +179,6 @@ class TritonBackend:
             self._vel = [torch.empty_like(pos) for _ in range(3)]
             self._ctl = [torch.zeros(3, dtype=torch.float32, device=pos.device) for _ in range(3)]
             self._clean = [True, True, True]  # entry 0 of the control buffer is 0
-            self._child_sum = torch.zeros_like(pos)
 
     @staticmethod
     def _other(bufs: list[Tensor], *avoid: Tensor) -> int:
@@ -199,7 +209,7 @@ class TritonBackend:
         result = force_step_triton(
             pos, vel, ctl, inp, x_out, u_out, self._ctl[out], self._ctl[reset],
             seed=(self._seed << 32) | (self._counter & 0xFFFFFFFF), noise=noise is not None,
-            finalize=finalize, child_sum=self._child_sum if self._parents else None,
+            finalize=finalize, parents=self._parents,
             check=inp is not self._checked,  # validate once per set of inputs, not once per step
         )  # fmt: skip
         self._checked = inp

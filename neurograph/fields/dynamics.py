@@ -21,8 +21,10 @@ One call of :meth:`Dynamics.run` (``steps`` steps, a stats record every ``every`
    ``metrics`` event). The last check and the statistics share that transfer when the list held.
 
 Positions and velocities are written back into the store after each stats record. Runs are
-reproducible for a fixed seed, sequence of calls and backend (the call structure decides when the
-neighbour list is rebuilt, which changes nothing in exact arithmetic but rounds differently).
+reproducible for a fixed seed, sequence of calls, backend and device (the call structure decides when
+the neighbour list is rebuilt, which changes nothing in exact arithmetic but rounds differently): bit for
+bit with ``triton`` and with ``eager`` on the CPU, to float rounding with the torch backends on CUDA once
+tokens have parents (``index_add`` there uses float atomics; :mod:`neurograph.fields.backends`).
 """
 
 from __future__ import annotations

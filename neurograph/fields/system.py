@@ -39,7 +39,14 @@ import torch
 from torch import Tensor
 
 from neurograph.fields.integrate import Verlet
-from neurograph.kernels.step_inputs import ATTR_CODE, ATTR_MASS, ATTR_RADIUS, ATTR_STRENGTH, StepInputs
+from neurograph.kernels.step_inputs import (
+    ATTR_CODE,
+    ATTR_MASS,
+    ATTR_RADIUS,
+    ATTR_STRENGTH,
+    StepInputs,
+    children_by_parent,
+)
 from neurograph.state import EdgeState, TokenState
 
 __all__ = [
@@ -93,22 +100,24 @@ def pack_inputs(
         tokens, edges: the stores.
         cdna: the constitution in force (constants, caps, box, metric, skin).
         nbr: ``[C, k']`` int32 neighbour-list candidates; pos0: ``[C, 8]`` positions at its rebuild.
-        dense: also build the ``[C, D]`` spring tables the gather forces read (``eager``, ``compiled``,
-            ``reference``; the fused kernel gathers by edge slot and does without).
+        dense: build the ``[C, D]`` spring tables the gather forces read (``eager``, ``compiled``,
+            ``reference``); else the children of each parent in CSR form, over which the fused kernel
+            sums the parent reaction in a fixed order (it gathers the springs by edge slot).
 
     Returns:
         A :class:`StepInputs` on the stores' device.
     """
     c, dev = tokens.capacity, tokens.device
     code = torch.where(tokens.alive, tokens.level.to(torch.float32), torch.full_like(tokens.mass, -1.0))
-    attr = torch.stack([tokens.radius, tokens.mass, tokens.strength, code], dim=1)  # (C, 4)
+    attr = torch.stack([tokens.radius, tokens.mass, tokens.strength, code], dim=1).contiguous()  # (C, 4)
     edge_nbr, edge_slot, degree = (_rows(t, c) for t in (edges.nbr, edges.adj, edges.degree))
     spring_w, spring_rest = _spring_tables(edge_slot, edges.weight, edges.rest) if dense else (None, None)
+    child_order, child_start = (None, None) if dense else children_by_parent(tokens.parent, attr)
     lo, hi = Verlet.from_cdna(cdna).box(tokens.pos)
     return StepInputs(
         nbr=nbr,
         pos0=pos0,
-        attr=attr.contiguous(),
+        attr=attr,
         parent=tokens.parent,
         edge_nbr=edge_nbr,
         edge_slot=edge_slot,
@@ -125,6 +134,8 @@ def pack_inputs(
         hi=hi,
         spring_w=spring_w,
         spring_rest=spring_rest,
+        child_order=child_order,
+        child_start=child_start,
     )
 
 

@@ -15,9 +15,12 @@ One program owns ``BLOCK`` consecutive tokens and does, in registers, the whole 
    entries are never loaded), with the weight and rest length gathered by edge slot; the parent's
    position.
 2. **Forces in registers.** Weighted distances, the radial forces of repulsion, wells and springs,
-   reduced over the tile to one 8-vector per token; the parent pull; the reaction on parents comes
-   from ``child_sum`` (``sum of x_child - x_parent`` per parent), which :func:`launch` fills first with
-   a small atomic kernel, only when some token has a parent.
+   reduced over the tile to one 8-vector per token; the parent pull; when some token has a parent, the
+   reaction of its children on a parent (``sum of x_child - x_parent``), gathered by the parent's own
+   program from its children in CSR form (``StepInputs.child_order`` / ``child_start``, sorted once per
+   set of inputs by :func:`~neurograph.kernels.step_inputs.children_by_parent`), ``SPRING_SLOTS`` at a
+   time up to the block's largest number of children. Each parent sums its children in the same order
+   every step: no float atomics, so the step is deterministic.
 3. **Integrate and write out of place.** Force cap, the previous step's half kick and Ornstein-Uhlenbeck
    step (Philox normal noise keyed by ``seed`` and the element index), speed cap, this step's half kick,
    drift, box; new positions and velocities go to separate output buffers, so no program reads a row
@@ -31,6 +34,11 @@ One program owns ``BLOCK`` consecutive tokens and does, in registers, the whole 
 
 ``FINALIZE`` launches only complete the last step (no drift) and write per-program partial sums of the
 potential and kinetic energy, reduced by torch afterwards (deterministic, no float atomics).
+
+**Determinism.** Every sum of a step has a fixed order: a token's forces over its neighbour-list row,
+its learned edges and its children (tile reductions, chunks in order), the energies by program then by
+torch. The only atomic is the ``atomic_max`` of the displacement, exact in any order. So the same
+inputs (state, :class:`StepInputs`, seed) give bit-identical outputs on the same GPU and Triton build.
 
 Block size: ``BLOCK = 32`` tokens and ``K = 16`` neighbours make a ``(32, 16, 8)`` fp32 tile, 32 registers a
 thread at 4 warps, like the force kernel of ``../shared/bench/gpu_limits.py``; a first choice, not tuned
@@ -60,23 +68,6 @@ def _cap(v, limit):
     return tl.where(over[:, None], v * (limit / tl.where(over, norm, 1.0))[:, None], v)
 
 
-@triton.jit
-def _child_sum_kernel(x_ptr, attr_ptr, parent_ptr, out_ptr, C, BLOCK: tl.constexpr):
-    """``out[p] += x_i - x_p`` for every alive token ``i`` with an alive parent ``p`` (atomics)."""
-    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)  # (B,)
-    ok = rows < C
-    r64 = rows.to(tl.int64)
-    ax = tl.arange(0, 8)  # (8,)
-    p = tl.load(parent_ptr + r64, mask=ok, other=-1)  # (B,) int64
-    code = tl.load(attr_ptr + r64 * 4 + 3, mask=ok, other=-1.0)
-    has = ok & (p >= 0) & (code >= 0)
-    p64 = tl.where(has, p, 0)
-    has = has & (tl.load(attr_ptr + p64 * 4 + 3, mask=has, other=-1.0) >= 0)
-    xi = tl.load(x_ptr + r64[:, None] * 8 + ax[None, :], mask=has[:, None], other=0.0)  # (B, 8)
-    xp = tl.load(x_ptr + p64[:, None] * 8 + ax[None, :], mask=has[:, None], other=0.0)
-    tl.atomic_add(out_ptr + p64[:, None] * 8 + ax[None, :], xi - xp, mask=has[:, None])
-
-
 @triton.jit(do_not_specialize=["seed"])
 def _force_step_kernel(
     x_ptr,  # [C, 8] f32 positions
@@ -95,7 +86,8 @@ def _force_step_kernel(
     coef_ptr,  # [10] f32 spring_k, repulsion_k, well_k, parent_k, dt, damping, T, vmax, fmax, skin/2
     lo_ptr,  # [8] f32 box
     hi_ptr,  # [8] f32 box
-    csum_ptr,  # [C, 8] f32 sum of (x_child - x_parent) per parent, read when HAS_PARENTS
+    corder_ptr,  # [C] i32 children sorted by parent (CSR), read when HAS_PARENTS
+    cstart_ptr,  # [C + 1] i32 first child of each parent in corder
     x_out_ptr,  # [C, 8] f32 out
     u_out_ptr,  # [C, 8] f32 out
     ctl_out_ptr,  # [3] f32 out
@@ -208,8 +200,19 @@ def _force_step_kernel(
     dxp = tl.where(hasp[:, None], xi - xp, 0.0)
     force -= k_parent * s[None, :] * dxp
     pot += 0.5 * k_parent * tl.sum(dxp * dxp * s[None, :], axis=1)
-    if HAS_PARENTS:
-        cs = tl.load(csum_ptr + offs, mask=(row_ok & alive)[:, None], other=0.0)
+    if HAS_PARENTS:  # sum over this row's children, SD at a time in CSR order: no atomics, fixed order
+        c_lo = tl.load(cstart_ptr + r64, mask=row_ok & alive, other=0)  # (B,)
+        n_ch = tl.load(cstart_ptr + r64 + 1, mask=row_ok & alive, other=0) - c_lo
+        cd = tl.arange(0, SD)  # (SD,)
+        cs = tl.zeros((BLOCK, 8), dtype=tl.float32)
+        for c0 in range(0, tl.max(n_ch, axis=0), SD):
+            col = c0 + cd
+            cmask = col[None, :] < n_ch[:, None]  # (B, SD)
+            ch = tl.load(corder_ptr + (c_lo[:, None] + col[None, :]).to(tl.int64), mask=cmask, other=0)
+            xc = tl.load(
+                x_ptr + ch.to(tl.int64)[:, :, None] * 8 + ax[None, None, :], mask=cmask[:, :, None], other=0.0
+            )  # (B, SD, 8)
+            cs += tl.sum(tl.where(cmask[:, :, None], xc - xi[:, None, :], 0.0), axis=1)
         force += k_parent * s[None, :] * cs
 
     # 4. integrate: complete the previous step (B O), then this one's B A
@@ -261,7 +264,7 @@ def launch(
     vel_out: torch.Tensor,
     ctl_out: torch.Tensor,
     ctl_reset: torch.Tensor,
-    child_sum: torch.Tensor | None,
+    parents: bool,
     seed: int,
     noise: bool,
     finalize: bool,
@@ -274,7 +277,8 @@ def launch(
         pos, vel, ctl: the state (``[C, 8]``, ``[C, 8]``, ``[3]``).
         inp: the step's other tensors (:class:`~neurograph.kernels.StepInputs`).
         pos_out, vel_out, ctl_out, ctl_reset: the outputs and the control buffer to zero.
-        child_sum: ``[C, 8]`` scratch for the parent reaction, or ``None`` (no token has a parent).
+        parents: add the children's reaction on their parents (over ``inp.child_order`` /
+            ``inp.child_start``; ``False``: no token has a parent).
         seed: 64-bit Philox key of this step.
         noise: draw Langevin noise.
         finalize: complete the last step only; returns the per-program ``[programs, 2]`` energy sums.
@@ -284,10 +288,6 @@ def launch(
     c, k = inp.nbr.shape
     d = inp.edge_nbr.shape[1]
     grid = (triton.cdiv(c, block),)
-    has_parents = child_sum is not None
-    if has_parents:
-        child_sum.zero_()
-        _child_sum_kernel[grid](pos, inp.attr, inp.parent, child_sum, c, BLOCK=block)
     part = torch.empty((grid[0], 2), dtype=torch.float32, device=pos.device) if finalize else ctl
     _force_step_kernel[grid](
         pos,
@@ -306,7 +306,8 @@ def launch(
         inp.coef,
         inp.lo,
         inp.hi,
-        child_sum if has_parents else pos,  # dummy pointer when absent
+        inp.child_order if parents else inp.nbr,  # dummy pointers when absent
+        inp.child_start if parents else inp.nbr,
         pos_out,
         vel_out,
         ctl_out,
@@ -319,7 +320,7 @@ def launch(
         D=d,
         SD=SPRING_SLOTS,
         BLOCK=block,
-        HAS_PARENTS=has_parents,
+        HAS_PARENTS=parents,
         NOISE=noise,
         FINALIZE=finalize,
         num_warps=num_warps,

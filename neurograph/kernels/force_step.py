@@ -13,8 +13,10 @@ Traffic per step and token, the floor the benchmark compares against (``k`` cand
 edges in use, int32 indices, every byte read once): the candidates' positions ``32 k`` and attributes
 ``16 k`` bytes and their indices ``4 k``; the token's own position, velocity and reference position read
 (96), position and velocity written (64), its attributes (16), parent (8) and degree (4); per spring the
-other end's position (32) and liveness (4), two table entries (8), weight and rest length (8). Random
-gathers move whole 32-byte sectors, so a kernel can at best approach this floor.
+other end's position (32) and liveness (4), two table entries (8), weight and rest length (8). With
+parents, every token reads its range of children (8) and each child costs its parent's row its index
+(4) and position (32); :func:`force_step_bytes` leaves that out. Random gathers move whole 32-byte
+sectors, so a kernel can at best approach this floor.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ _READ = (  # the fields of StepInputs the kernel reads (spring_w, spring_rest an
     "nbr", "pos0", "attr", "parent", "edge_nbr", "edge_slot", "degree", "edge_weight", "edge_rest", "scale",
     "coef", "lo", "hi",
 )  # fmt: skip
+_CHILDREN = ("child_order", "child_start")  # read with parents=True
 
 
 def force_step_triton(
@@ -58,12 +61,12 @@ def force_step_triton(
     seed: int = 0,
     noise: bool = False,
     finalize: bool = False,
-    child_sum: Tensor | None = None,
+    parents: bool = False,
     check: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """One step of :func:`~neurograph.fields.integrate.leapfrog_step` with the forces of
-    :func:`~neurograph.fields.forces.gather_forces`, fused in one kernel (plus a small one for the parent
-    reaction when ``child_sum`` is given).
+    :func:`~neurograph.fields.forces.gather_forces`, fused in one kernel; deterministic (no float atomic adds:
+    the same arguments give bit-identical outputs on the same device).
 
     Args:
         pos, vel: ``[C, 8]`` float32 positions and half-step velocities.
@@ -71,8 +74,9 @@ def force_step_triton(
         inp: the step's other tensors (:class:`~neurograph.kernels.StepInputs`); the kernel reads
             ``nbr`` (int32), ``pos0``, ``attr``, ``parent``, the learned-edge tables ``edge_nbr``,
             ``edge_slot``, ``degree`` and ``edge_weight``, ``edge_rest`` by edge slot, ``scale``, ``coef``
-            ``[10]``, ``lo`` and ``hi``, all contiguous on the device of ``pos``; ``spring_w`` and
-            ``spring_rest`` may be ``None``.
+            ``[10]``, ``lo`` and ``hi``, and with ``parents`` the children in CSR form ``child_order``
+            ``[C]`` and ``child_start [C + 1]`` (int32), all contiguous on the device of ``pos``;
+            ``spring_w`` and ``spring_rest`` may be ``None``.
         pos_out, vel_out: ``[C, 8]`` outputs (must not alias the inputs).
         ctl_out: ``[3]`` output control vector; its entry 0 must hold a value ``<=`` the true maximum
             (0 after a rebuild): the launch before zeroed it through its ``ctl_reset``.
@@ -81,8 +85,8 @@ def force_step_triton(
         noise: draw noise (``T > 0``).
         finalize: only complete the last step (``vel_out`` gets integer-time velocities; positions and
             control are not written) and return the energies.
-        child_sum: ``[C, 8]`` float32 scratch for the parent reaction, or ``None`` when no token has a
-            parent.
+        parents: add the parent pull's reaction on parents, each parent summing its children in CSR
+            order (``False`` when no token has a parent: the children are not read).
         check: validate the arguments (a caller launching many steps on the same tensors checks the first).
 
     Returns:
@@ -99,9 +103,8 @@ def force_step_triton(
             raise TypeError(f"inp must be a StepInputs; got {type(inp).__name__}")
         tensors = dict(
             pos=pos, vel=vel, ctl=ctl, pos_out=pos_out, vel_out=vel_out, ctl_out=ctl_out, ctl_reset=ctl_reset,
-            child_sum=child_sum,
         )  # fmt: skip
-        tensors.update({name: getattr(inp, name) for name in _READ})
+        tensors.update({name: getattr(inp, name) for name in _READ + (_CHILDREN if parents else ())})
         _check(tensors)
     if not triton_available():
         raise RuntimeError("force_step_triton needs triton and CUDA (or TRITON_INTERPRET=1 for CPU tensors)")
@@ -111,7 +114,7 @@ def force_step_triton(
 
     part = launch(
         pos, vel, ctl, inp, pos_out=pos_out, vel_out=vel_out, ctl_out=ctl_out, ctl_reset=ctl_reset,
-        child_sum=child_sum, seed=seed, noise=noise, finalize=finalize,
+        parents=parents, seed=seed, noise=noise, finalize=finalize,
     )  # fmt: skip
     energy = part.sum(0) if part is not None else None
     return pos_out, vel_out, ctl_out, energy
@@ -145,8 +148,9 @@ def _check(t: dict[str, Tensor | None]) -> None:
         want[name] = ((8,), torch.float32)
     ec = t["edge_weight"].shape[0] if isinstance(t["edge_weight"], Tensor) else -1
     want["edge_weight"] = want["edge_rest"] = ((ec,), torch.float32)
-    if t["child_sum"] is not None:
-        want["child_sum"] = ((c, 8), torch.float32)
+    if "child_start" in t:
+        want["child_order"] = ((c,), torch.int32)
+        want["child_start"] = ((c + 1,), torch.int32)
     for name, (shape, dtype) in want.items():
         x = t[name]
         if not isinstance(x, Tensor) or tuple(x.shape) != shape or x.dtype != dtype or x.device != dev:
@@ -168,7 +172,7 @@ def _check(t: dict[str, Tensor | None]) -> None:
 
 def _label(name: str) -> str:
     """The argument's name in messages: ``StepInputs.nbr`` for a field of the inputs."""
-    return f"StepInputs.{name}" if name in _READ else name
+    return f"StepInputs.{name}" if name in _READ + _CHILDREN else name
 
 
 def _describe(x: object) -> str:

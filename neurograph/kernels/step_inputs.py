@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-__all__ = ["ATTR_CODE", "ATTR_MASS", "ATTR_RADIUS", "ATTR_STRENGTH", "StepInputs"]
+__all__ = ["ATTR_CODE", "ATTR_MASS", "ATTR_RADIUS", "ATTR_STRENGTH", "StepInputs", "children_by_parent"]
 
 ATTR_RADIUS, ATTR_MASS, ATTR_STRENGTH, ATTR_CODE = 0, 1, 2, 3  # columns of StepInputs.attr
 
@@ -47,7 +47,10 @@ class StepInputs:
         lo, hi ``[8]`` float32: the box;
         spring_w, spring_rest ``[C, D]`` float32 or ``None``: weight and rest length of each entry of
         ``edge_nbr`` (0 where empty), the dense tables the gather forces read (``None`` for the fused
-        kernel, which gathers them by edge slot).
+        kernel, which gathers them by edge slot);
+        child_order ``[C]`` int32 and child_start ``[C + 1]`` int32 or ``None``: the children of each
+        parent in CSR form (:func:`children_by_parent`), what the fused kernel sums the parent reaction
+        over (``None`` for the gather forces, which add it with ``index_add``).
     """
 
     nbr: Tensor
@@ -69,6 +72,8 @@ class StepInputs:
     hi: Tensor
     spring_w: Tensor | None = None
     spring_rest: Tensor | None = None
+    child_order: Tensor | None = None
+    child_start: Tensor | None = None
 
     @property
     def capacity(self) -> int:
@@ -116,6 +121,30 @@ class StepInputs:
     def __repr__(self) -> str:
         parts = [f"{f.name}={_describe(getattr(self, f.name))}" for f in fields(self)]
         return f"StepInputs(device={str(self.device)!r}, " + ", ".join(parts) + ")"
+
+
+def children_by_parent(parent: Tensor, attr: Tensor) -> tuple[Tensor, Tensor]:
+    """The children of every parent in CSR form, in a fixed order: what makes the parent reaction of the
+    fused kernel a deterministic sum (each parent adds its children's pulls itself, one after the other,
+    instead of children adding into their parent with float atomics in whatever order they run).
+
+    Only alive tokens with an alive parent count (liveness from ``attr``'s code column). Built with torch
+    ops on the device of ``parent`` (a stable sort and a binary search, no host sync), once per set of
+    inputs: parents and liveness do not change while the tokens move.
+
+    Shapes:
+        parent ``[C]`` int64 (``-1`` none), attr ``[C, 4]`` -> ``(order [C] int32, start [C + 1] int32)``:
+        the children of ``p`` are ``order[start[p]:start[p + 1]]``, ascending by slot; ``order`` past
+        ``start[C]`` lists the tokens without a (living) parent.
+    """
+    c = parent.shape[0]
+    alive = attr[:, ATTR_CODE] >= 0  # (C,)
+    has = (parent >= 0) & alive & alive[parent.clamp_min(0)]
+    key = torch.where(has, parent, torch.full_like(parent, c))  # (C,) no parent: after every real one
+    order = torch.argsort(key, stable=True)  # (C,) by parent, then by slot
+    bounds = torch.arange(c + 1, dtype=key.dtype, device=key.device)
+    start = torch.searchsorted(key[order], bounds)  # (C + 1,) first child of each parent
+    return order.to(torch.int32), start.to(torch.int32)
 
 
 def _describe(x: Tensor | None) -> str:

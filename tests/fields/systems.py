@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from neurograph.cdna import CDNA
-from neurograph.fields import NeighborListFn, StepInputs, pack_inputs
+from neurograph.fields import Dynamics, NeighborListFn, StepInputs, pack_inputs
 from neurograph.state import EdgeState, TokenState
 
 
@@ -30,6 +30,13 @@ class Case:
         """``[C, k']`` the exact neighbour list of the inputs."""
         return self.inputs.nbr
 
+    @property
+    def kernel_inputs(self) -> StepInputs:
+        """The same inputs packed for the fused kernel (``dense=False``: children in CSR form, no dense
+        spring tables)."""
+        inp = self.inputs
+        return pack_inputs(self.tokens, self.edges, self.cdna, inp.nbr, inp.pos0, dense=False)
+
 
 def random_stores(
     n: int = 60,
@@ -41,10 +48,13 @@ def random_stores(
     parents: bool = True,
     dead: int = 3,
     degree: int = 4,
+    hubs: int = 0,
     device: str = "cpu",
 ) -> tuple[TokenState, EdgeState]:
     """``n`` tokens in ``[-spread, spread]^8`` with varied masses, radii and strengths, random learned
-    edges (at most ``degree`` per token), some on level 1 and parents among them, ``dead`` killed."""
+    edges (at most ``degree`` per token), some on level 1 and parents among them, ``dead`` killed.
+    ``hubs > 0``: every level-0 token gets one of the first ``hubs`` level-1 tokens as parent (many
+    children per parent, spread over all the slots)."""
     rng = np.random.default_rng(seed)
     tokens = TokenState(capacity, device)
     edges = EdgeState(4 * capacity, capacity, max(8, degree + 4), device)
@@ -62,6 +72,8 @@ def random_stores(
     if parents and level.any():
         fields = np.nonzero(level == 1)[0]
         children = np.nonzero(level == 0)[0][: n // 3]
+        if hubs:
+            fields, children = fields[:hubs], np.nonzero(level == 0)[0]
         tokens.parent[torch.as_tensor(children)] = torch.as_tensor(rng.choice(fields, children.size))
     pairs = _edge_pairs(rng, n, degree)
     if len(pairs):
@@ -104,6 +116,29 @@ def make_case(cdna: CDNA | None = None, *, capacity_k: int = 32, dense: bool = T
     nl = fn.allocate(tokens.pos, tokens.radius, tokens.level, tokens.alive, tokens.count, scale)
     assert nl.ctl[2] == 0, "the test system overflowed its neighbour list: raise capacity_k"
     return Case(tokens, edges, cdna, pack_inputs(tokens, edges, cdna, nl.idx, nl.pos0, dense=dense))
+
+
+def thermal_samples(
+    backend: str, steps: int = 300, burn_in: int = 100, every: int = 20
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``m v_a^2`` of 32 free tokens (no edges, no overlaps, varied masses) under a Langevin thermostat
+    (``T = 0.02``, strong damping: velocities relax within ~20 steps), one ``[32, 8]`` sample per stats
+    record after ``burn_in`` steps: ``([records, 32, 8], mass [32])``. Small enough for the Triton
+    interpreter."""
+    cdna = CDNA(temperature=0.02, damping=10.0, axis_min=(-50.0,) * 8, axis_max=(50.0,) * 8, skin=0.5)
+    tokens, edges = random_stores(32, seed=15, spread=20.0, capacity=32, degree=0, dead=0, parents=False)
+    tokens.radius.fill_(0.01)
+    tokens.vel.zero_()
+    dyn = Dynamics(backend)
+    samples = []
+
+    def record(_: object) -> None:
+        if dyn.steps > burn_in:
+            n = tokens.count
+            samples.append(tokens.mass[:n, None] * tokens.vel[:n] ** 2)
+
+    dyn.run(tokens, edges, cdna, steps, torch.Generator().manual_seed(0), every=every, on_stats=record)
+    return torch.stack(samples), tokens.mass[: tokens.count].clone()
 
 
 def brute_pairs(pos: torch.Tensor, tokens: TokenState, scale: torch.Tensor) -> set[tuple[int, int]]:

@@ -18,7 +18,7 @@ from neurograph.cdna import CDNA
 from neurograph.fields import BACKENDS, Dynamics, resolve_backend
 from neurograph.fields.backends import dense_finalize, dense_step
 from neurograph.kernels.force_step import force_step_triton
-from tests.fields.systems import make_case, random_stores
+from tests.fields.systems import make_case, random_stores, thermal_samples
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,6 +84,11 @@ def test_force_step_triton_checks_its_arguments() -> None:
         force_step_triton(*state, replace(inp, coef=inp.coef[:4]), *outs)
     with pytest.raises(TypeError, match="StepInputs"):
         force_step_triton(*state, (inp.nbr, inp.attr), *outs)
+    with pytest.raises(ValueError, match=r"StepInputs.child_order must be a \[128\] torch.int32"):
+        force_step_triton(*state, inp, *outs, parents=True)  # dense inputs: no children in CSR form
+    kernel = case.kernel_inputs
+    with pytest.raises(ValueError, match=r"StepInputs.child_start must be a \[129\] torch.int32"):
+        force_step_triton(*state, replace(kernel, child_start=kernel.child_start[:-1]), *outs, parents=True)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -95,7 +100,7 @@ import torch
 from neurograph.cdna import CDNA
 from neurograph.fields import Dynamics
 from neurograph.fields.backends import TritonBackend, dense_finalize, dense_step
-from tests.fields.systems import make_case, random_stores
+from tests.fields.systems import make_case, random_stores, thermal_samples
 
 out = {}
 
@@ -105,27 +110,49 @@ def guarded(name, fn):
     except Exception:
         out[name] = traceback.format_exc()
 
-def one_step(done, disp=0.0, parents=True, degree=4):
-    case = make_case(seed=31, parents=parents, degree=degree)
-    inp = case.inputs
+def one_step(done, disp=0.0, parents=True, degree=4, **kwargs):
+    case = make_case(seed=31, parents=parents, degree=degree, **kwargs)
     ctl = torch.tensor([disp, float(done), 0.0])
     x, u = case.tokens.pos, case.tokens.vel
-    want = dense_step(x, u, ctl, inp, None)
+    want = dense_step(x, u, ctl, case.inputs, None)
     be = TritonBackend()
     be.begin(torch.Generator(), 0.0, has_parents=parents)
-    got = be.step(x, u, ctl, inp, None)
+    got = be.step(x, u, ctl, case.kernel_inputs, None)
     return [t.clone() for t in got], list(want)
 
 def finalize():
     case = make_case(seed=32)
-    inp = case.inputs
     ctl = torch.tensor([0.0, 3.0, 0.0])
     x, u = case.tokens.pos, case.tokens.vel
-    want = dense_finalize(x, u, ctl, inp, None)
+    want = dense_finalize(x, u, ctl, case.inputs, None)
     be = TritonBackend()
     be.begin(torch.Generator(), 0.0, has_parents=True)
-    got = be.finalize(x, u, ctl, inp, None)
+    got = be.finalize(x, u, ctl, case.kernel_inputs, None)
     return [t.clone() for t in got], list(want)
+
+def program_order(reverse):
+    # one step and a finalize with many children per parent (3 parents, children in all 8 programs),
+    # the interpreter running the programs in order or in reverse (a GPU runs them in any order)
+    from triton.runtime import interpreter
+    builder = interpreter.interpreter_builder
+    set_idx, seen = builder.set_grid_idx, []
+    def remapped(x, y, z):
+        x = builder.grid_dim[0] - 1 - x if reverse else x
+        seen.append(x)
+        set_idx(x, y, z)
+    case = make_case(seed=35, n=200, capacity=256, hubs=3, capacity_k=64)
+    inp = case.kernel_inputs
+    ctl = torch.tensor([0.0, 1.0, 0.0])
+    be = TritonBackend()
+    be.begin(torch.Generator(), 0.0, has_parents=True)
+    builder.set_grid_idx = remapped
+    try:
+        x, u, ctl = (t.clone() for t in be.step(case.tokens.pos, case.tokens.vel, ctl, inp, None))
+        v, pot, kin = (t.clone() for t in be.finalize(x, u, ctl, inp, None))
+    finally:
+        del builder.set_grid_idx
+    assert seen[:2] == ([7, 6] if reverse else [0, 1]), seen[:8]
+    return x, u, ctl, v, pot, kin
 
 def runs(backend, temperature=0.0, seed=0):
     tokens, edges = random_stores(40, seed=33, capacity=64)
@@ -139,12 +166,16 @@ guarded("first-step", lambda: one_step(done=0))
 guarded("gated", lambda: one_step(done=2, disp=1.0))
 guarded("no-parents-no-edges", lambda: one_step(done=1, parents=False, degree=0))
 guarded("many-springs", lambda: one_step(done=1, degree=14))
+guarded("many-children", lambda: one_step(done=1, n=200, capacity=256, hubs=3, capacity_k=64))
 guarded("finalize", finalize)
 guarded("run-eager", lambda: runs("eager"))
 guarded("run-triton", lambda: runs("triton"))
 guarded("noise-a", lambda: runs("triton", 0.05, seed=1))
 guarded("noise-b", lambda: runs("triton", 0.05, seed=1))
 guarded("noise-c", lambda: runs("triton", 0.05, seed=2))
+guarded("order-forward", lambda: program_order(False))
+guarded("order-reversed", lambda: program_order(True))
+guarded("temperature", lambda: thermal_samples("triton"))
 torch.save(out, sys.argv[1])
 """
 
@@ -170,7 +201,9 @@ def interpreted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return torch.load(out)
 
 
-@pytest.mark.parametrize("name", ["step", "first-step", "gated", "no-parents-no-edges", "many-springs"])
+@pytest.mark.parametrize(
+    "name", ["step", "first-step", "gated", "no-parents-no-edges", "many-springs", "many-children"]
+)
 def test_fused_step_matches_the_dense_step(interpreted: dict, name: str) -> None:
     result = interpreted[name]
     assert not isinstance(result, str), result
@@ -212,6 +245,38 @@ def test_triton_noise_is_reproducible_with_the_seed(interpreted: dict) -> None:
     assert not torch.equal(a[0], interpreted["run-triton"][0])
 
 
+def test_fused_step_does_not_depend_on_the_order_programs_run(interpreted: dict) -> None:
+    """Each parent sums its children's reaction itself, in CSR order, so running the programs in reverse
+    (a GPU schedules them in any order) changes no bit. Children adding into their parent's row with
+    float atomics, in the order their programs run, failed this."""
+    forward, reversed_ = interpreted["order-forward"], interpreted["order-reversed"]
+    for r in (forward, reversed_):
+        assert not isinstance(r, str), r
+    for name, a, b in zip(("pos", "vel", "ctl", "vel-final", "potential", "kinetic"), forward, reversed_):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("backend", ["eager", "triton"])
+def test_langevin_noise_reaches_the_temperature_in_a_small_system(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Free tokens settle at m <v_a^2> = T (k_B = 1), for the torch backends' noise and the kernel's
+    Philox noise alike, and for every mass (the noise scales as 1/sqrt(m))."""
+    if backend == "triton":
+        result = request.getfixturevalue("interpreted")["temperature"]
+        assert not isinstance(result, str), result
+    else:
+        result = thermal_samples(backend)
+    samples, mass = result
+    temperature = 0.02
+    assert samples.shape[0] >= 8  # records after the burn-in
+    assert samples.mean().item() == pytest.approx(temperature, rel=0.1)
+    assert len(mass.unique()) == 4
+    for m in mass.unique():
+        per_mass = samples[:, mass == m].mean().item()
+        assert per_mass == pytest.approx(temperature, rel=0.25), f"mass {float(m)}"
+
+
 # ----------------------------------------------------------------------------------------------------
 # On a CUDA GPU
 
@@ -237,13 +302,45 @@ def test_cuda_fused_step_matches_dense_step_at_scale() -> None:
     inp = case.inputs
     ctl = torch.tensor([0.0, 1.0, 0.0], device="cuda")
     want = dense_step(case.tokens.pos, case.tokens.vel, ctl, inp, None)
+    kernel = case.kernel_inputs
     be = TritonBackend()
     be.begin(torch.Generator("cuda"), 0.0, has_parents=True)
-    got = be.step(case.tokens.pos, case.tokens.vel, ctl, inp, None)
+    got = be.step(case.tokens.pos, case.tokens.vel, ctl, kernel, None)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    v, pot, kin = be.finalize(got[0], got[1], got[2], inp, None)
+    v, pot, kin = be.finalize(got[0], got[1], got[2], kernel, None)
     v_want, pot_want, kin_want = dense_finalize(*want, inp, None)
     torch.testing.assert_close(v, v_want, rtol=1e-4, atol=1e-5)
     assert float(pot) == pytest.approx(float(pot_want), rel=1e-4)
     assert float(kin) == pytest.approx(float(kin_want), rel=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("temperature", [0.0, 0.05])
+def test_cuda_triton_steps_are_bit_for_bit_deterministic(temperature: float) -> None:
+    """The same Triton steps twice from the same state, with parents (after ``hierarchy()``: thousands
+    of children, many per parent), give the same bits; the parent reaction used to be float atomics."""
+    pytest.importorskip("triton")
+    import neurograph as ng
+    from neurograph.datasets import blobs_8d
+
+    x, _ = blobs_8d(n=4000, centers=8, seed=5)
+    eng = ng.Engine(device="cuda", dynamics="triton", capacity=4096)
+    eng.add_tokens(x)
+    eng.hierarchy()
+    tokens, edges = eng.token_state, eng.edge_state
+    children = torch.bincount(tokens.parent[tokens.parent >= 0])
+    assert children.max() > 100  # many children add into one parent
+    cdna = replace(eng.cdna, temperature=temperature)
+    start = tokens.pos.clone(), tokens.vel.clone()
+    runs = []
+    for _ in range(2):
+        tokens.pos.copy_(start[0])
+        tokens.vel.copy_(start[1])
+        dyn = Dynamics("triton", "cuda")
+        stats = dyn.run(tokens, edges, cdna, 60, torch.Generator("cuda").manual_seed(1), every=30)
+        runs.append((tokens.pos.clone(), tokens.vel.clone(), stats.total_energy))
+    assert not torch.equal(runs[0][0], start[0])  # it moved
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert torch.equal(runs[0][1], runs[1][1])
+    assert runs[0][2] == runs[1][2]

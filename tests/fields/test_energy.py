@@ -11,6 +11,7 @@ from neurograph.fields import (
     energy_terms,
     gather_forces,
     lift,
+    pack_inputs,
     parent_energy,
     parent_force,
     potential_energy,
@@ -115,6 +116,14 @@ def test_pack_inputs_reads_the_cdna_and_gather_forces_needs_the_dense_tables() -
     assert inp.lo.tolist() == list(cdna.axis_min) and inp.hi.tolist() == list(cdna.axis_max)
     assert inp.spring_w is None and inp.spring_rest is None
     assert inp.edge_src is case.edges.src  # the edge columns are not copied
+    order, start = inp.child_order, inp.child_start  # the children in CSR form, for the fused kernel
+    parent, alive = case.tokens.parent, case.tokens.alive
+    for p in range(case.tokens.capacity):
+        want = (parent == p) & alive & bool(alive[p])
+        assert order[start[p] : start[p + 1]].long().tolist() == want.nonzero().squeeze(1).tolist()
+    assert int(start[-1]) > 0  # the system has children
+    dense = pack_inputs(case.tokens, case.edges, cdna, inp.nbr, inp.pos0)
+    assert dense.child_order is None and dense.child_start is None and dense.spring_w is not None
     with pytest.raises(ValueError, match="dense=True"):
         gather_forces(case.tokens.pos, inp)
 

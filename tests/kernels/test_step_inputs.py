@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from neurograph.kernels import StepInputs
+from neurograph.kernels.step_inputs import children_by_parent
 
 
 def _inputs(c: int = 5, k: int = 3, d: int = 2, ec: int = 7, dense: bool = True) -> StepInputs:
@@ -63,3 +64,30 @@ def test_frozen_and_a_rebuild_swaps_only_the_list() -> None:
     for f in dataclasses.fields(StepInputs):
         if f.name not in ("nbr", "pos0"):
             assert getattr(new, f.name) is getattr(inp, f.name), f.name
+
+
+def test_children_by_parent_lists_each_parents_living_children_in_slot_order() -> None:
+    # slot:        0   1   2   3   4   5   6   7
+    parent = torch.tensor([-1, 4, 4, 0, -1, 4, 0, 2])
+    code = torch.tensor([0.0, 0, 0, 0, 1, 0, -1, 0])  # slot 6 dead
+    attr = torch.zeros(8, 4)
+    attr[:, 3] = code
+    attr[2, 3] = -1.0  # slot 2 dead: slot 7's parent is dead, slot 2 is no child either
+    order, start = children_by_parent(parent, attr)
+    assert order.dtype == start.dtype == torch.int32 and order.shape == (8,) and start.shape == (9,)
+    children = {p: order[start[p] : start[p + 1]].tolist() for p in range(8)}
+    assert children == {0: [3], 1: [], 2: [], 3: [], 4: [1, 5], 5: [], 6: [], 7: []}
+    assert start[8] == 3  # three living children with a living parent
+    assert sorted(order.tolist()) == list(range(8))  # a permutation: the rest follow, unused
+
+
+def test_children_by_parent_is_a_fixed_order_for_random_parents() -> None:
+    gen = torch.Generator().manual_seed(0)
+    parent = torch.randint(-1, 6, (500,), generator=gen)
+    attr = torch.zeros(500, 4)
+    order, start = children_by_parent(parent, attr)
+    for p in range(6):
+        got = order[start[p] : start[p + 1]].long()
+        assert torch.equal(got, (parent == p).nonzero().squeeze(1))  # ascending slots
+    again = children_by_parent(parent.clone(), attr.clone())
+    assert torch.equal(order, again[0]) and torch.equal(start, again[1])
