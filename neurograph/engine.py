@@ -28,11 +28,15 @@ the tick they were born and last seen.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -63,6 +67,18 @@ from neurograph.state import EdgeState, TokenState, planned_bytes
 __all__ = ["Engine", "SignalSystem"]
 
 _UNSET: Any = object()  # an option not given: a new engine takes the default, an opened store its own
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _serialised(method: _F) -> _F:
+    """Run ``method`` under the engine's lock: calls from several threads happen one at a time, whole."""
+
+    @functools.wraps(method)
+    def locked(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
 
 
 class Engine:
@@ -110,6 +126,8 @@ class Engine:
         hierarchy_every: Any = _UNSET,  # int | None
         dynamics: Any = _UNSET,  # str
     ) -> None:
+        self._lock = threading.RLock()  # every public operation holds it: one at a time, from any thread
+        self._worker: ThreadPoolExecutor | None = None  # the engine's own thread for async adapters (call)
         self.device = _resolve_device(device)
         self.history = CDNAHistory([CDNA.resolve(cdna)])
         self.bus = bus if bus is not None else EventBus()
@@ -144,6 +162,7 @@ class Engine:
         """The constitution in force."""
         return self.history.current
 
+    @_serialised
     def update_cdna(self, **changes: Any) -> CDNA:
         """Make a new CDNA version with ``changes`` and bring the state within its bounds.
 
@@ -161,6 +180,7 @@ class Engine:
         self._record("cdna.update", {"changes": changes, "version": new.version})
         return new
 
+    @_serialised
     def set_cdna(self, cdna: CDNA | str) -> CDNA:
         """Switch to another whole constitution (a :class:`CDNA` or a profile name) as a new version."""
         cdna = CDNA.resolve(cdna)
@@ -173,6 +193,7 @@ class Engine:
         self._record("cdna.set", {"cdna": new.to_dict(), "version": new.version})
         return new
 
+    @_serialised
     def rollback_cdna(self) -> CDNA:
         """Go back exactly one CDNA version (the state is brought within its bounds)."""
         if len(self.history) > 1:
@@ -189,6 +210,7 @@ class Engine:
         self.index.set_scale(self.cdna.axis_scale)
 
     # --- signals ------------------------------------------------------------------------------------
+    @_serialised
     def emit(self, event_type: str, vector: Any, priority: int = 128, **meta: Any) -> EmitResult:
         """Process one signal (DESIGN §3).
 
@@ -219,6 +241,7 @@ class Engine:
         self._accepted(event_type, x, pri, kind, meta, result, t0)
         return result
 
+    @_serialised
     def emit_batch(
         self,
         event_types: str | Sequence[str],
@@ -254,6 +277,7 @@ class Engine:
         self._accepted(types, x, pri, kind, meta, batch, t0)
         return batch
 
+    @_serialised
     def add_tokens(
         self, vectors: Any, priorities: int | Sequence[int] = 128, *, kinds: Any = None
     ) -> np.ndarray:
@@ -328,6 +352,7 @@ class Engine:
         """Dynamics steps integrated so far."""
         return self.dynamics.steps
 
+    @_serialised
     def step(self, n: int = 1) -> StepStats:
         """Move the tokens ``n`` steps through the force field (DESIGN §4, ``docs/dynamics.md``).
 
@@ -346,6 +371,7 @@ class Engine:
         _check_count("steps", n, 0)
         return self._dynamics(int(n), max(int(n), 1), None, progress=False)
 
+    @_serialised
     def run(
         self, steps: int, every: int = 100, callback: Callable[[StepStats], Any] | None = None
     ) -> StepStats:
@@ -384,6 +410,7 @@ class Engine:
         return stats
 
     # --- the hierarchy of fields and edge upkeep -----------------------------------------------------
+    @_serialised
     def hierarchy(self, rebuild: bool = True) -> Hierarchy:
         """The emergent hierarchy (DESIGN §5): fields of tokens, fields of fields.
 
@@ -404,6 +431,7 @@ class Engine:
             self._record("hierarchy")
         return Hierarchy.from_state(self.token_state, self.edge_state, self.tick)
 
+    @_serialised
     def learn(self, failed: Any = None) -> LearningStats:
         """Upkeep of the learned edges now (:func:`~neurograph.emit.hebbian.apply_learning`): hypotheses decay
         over the engine ticks since their last reinforcement or the last ``learn()``, enough evidence
@@ -507,6 +535,7 @@ class Engine:
         """The open store (log, snapshots), or ``None`` for an engine in memory only."""
         return self._store
 
+    @_serialised
     def save(self) -> Path:
         """Write a snapshot of the whole state now (atomically) and return its path.
 
@@ -517,6 +546,7 @@ class Engine:
             raise StoreError("this engine has no store: create it with Engine(path=...) or Engine.open(path)")
         return self._store.snapshot(self)
 
+    @_serialised
     def close(self) -> None:
         """Snapshot what changed since the last snapshot, close the log and release the store's lock.
 
@@ -526,6 +556,29 @@ class Engine:
         if self._store is not None:
             store, self._store = self._store, None
             store.close(self)
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            worker.shutdown(wait=False)
+
+    # --- async adapters (DESIGN §11: engine work never blocks an event loop) ----------------------------
+    async def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` — an engine method such as ``eng.emit`` — on the engine's own worker
+        thread and await its result, so that the caller's event loop keeps running meanwhile (an ``emit``
+        with ``durability="full"`` waits for an fsync). Calls from one loop run in order; every engine
+        operation also holds the engine's lock, so calls from other threads interleave whole.
+
+        ``r = await eng.call(eng.emit, "signal.input.external.text.chat", v)``
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.worker, functools.partial(fn, *args, **kwargs))
+
+    @property
+    def worker(self) -> ThreadPoolExecutor:
+        """The engine's worker thread (one), started on first use; :meth:`close` stops it."""
+        with self._lock:
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="neurograph-engine")
+            return self._worker
 
     def __enter__(self) -> Engine:
         return self
@@ -548,16 +601,19 @@ class Engine:
             self._store.record_emit(self, types, x, pri, kind, meta, result)
 
     # --- inspection ---------------------------------------------------------------------------------
+    @_serialised
     def tokens(self) -> pd.DataFrame:
         """Alive tokens, one row each: id, kind, level, parent (id, -1 none), mass, radius, strength, hits,
         one column per axis, activation, born, seen."""
         return tokens_frame(self.token_state)
 
+    @_serialised
     def edges(self) -> pd.DataFrame:
         """Alive edges: id, source and target (token ids), kind, relation group, weight, rest, confidence,
         mutability, evidence, updated (tick)."""
         return edges_frame(self.edge_state, self.token_state)
 
+    @_serialised
     def stats(self) -> dict[str, Any]:
         """Counters and sizes: tokens, edges, signals, novel rate, throughput, memory, CDNA version."""
         c = self._counters
@@ -584,6 +640,7 @@ class Engine:
             "index": repr(self.index),
         }
 
+    @_serialised
     def token(self, token_id: int) -> dict[str, Any]:
         """One token as a dict (raises :class:`UnknownToken`)."""
         slot = int(self.token_state.slots_of([token_id])[0])
@@ -601,6 +658,7 @@ class Engine:
         }
 
     # --- queries ------------------------------------------------------------------------------------
+    @_serialised
     def query(self, text: str | Query, *, encoder: Encoder | None = None) -> pd.DataFrame:
         """Rows of tokens, nodes, fields or edges selected by a query (the language: ``docs/query.md``).
 

@@ -50,19 +50,24 @@ class Subscription:
         self.delivered = self.dropped = self.errors = 0
         self._bus, self._buffer, self._lock = bus, deque[Event](maxlen=maxsize), threading.Lock()
         self._waiter: tuple[asyncio.AbstractEventLoop, int, asyncio.Event] | None = None  # the consumer's
+        self.loop = asyncio._get_running_loop()  # where an async callback runs (None: no loop subscribed)
 
     def _routed(self, channel: str, event_type: str) -> bool:
         return (self.channels is None or channel in self.channels) and self.filter.route(channel, event_type)
 
     def _deliver(self, event: Event) -> None:
-        self.delivered += 1
-        self._bus.delivered += 1
-        if self.callback is None:
-            with self._lock:
-                if len(self._buffer) == self.maxsize:  # the append below evicts the oldest
-                    self.dropped += 1
-                    self._bus.dropped += 1
+        bus = self._bus
+        with self._lock:  # publishers may be several threads: counters are updated under locks
+            self.delivered += 1
+            if self.callback is None:
+                dropped = len(self._buffer) == self.maxsize  # the append below evicts the oldest
+                self.dropped += dropped
                 self._buffer.append(event)
+        with bus._count_lock:
+            bus.delivered += 1
+            if self.callback is None:
+                bus.dropped += dropped
+        if self.callback is None:
             if (waiter := self._waiter) is not None and not waiter[2].is_set():
                 _wake(waiter)
             return
@@ -71,7 +76,12 @@ class Subscription:
                 self._bus._schedule(self, result)
         except Exception:
             _log.exception("subscriber %d failed on %s %s", self.id, event.channel, event.event_type)
+            self._failed()
+
+    def _failed(self) -> None:
+        with self._lock:
             self.errors += 1
+        with self._bus._count_lock:
             self._bus.errors += 1
 
     def __aiter__(self) -> Subscription:
@@ -143,6 +153,7 @@ class EventBus:
         self._subs: tuple[Subscription, ...] = ()  # replaced, never mutated: publishers iterate freely
         self._routes: dict[tuple[str, str], tuple[Subscription, ...]] = {}  # reset on (un)subscribe
         self._lock, self._ids = threading.RLock(), itertools.count(1)
+        self._count_lock = threading.Lock()  # the counters, from any publishing thread
         self._tasks: set[asyncio.Future[Any]] = set()  # strong references to running async callbacks
 
     def _check_channel(self, channel: Any) -> str:
@@ -203,7 +214,8 @@ class EventBus:
         if event_type not in self.registry._types:
             self.registry.register(event_type)
         targets = self._targets(channel, event_type)
-        self.published += 1
+        with self._count_lock:
+            self.published += 1
         if data is None:
             data = _EMPTY
         elif not isinstance(data, Mapping):
@@ -219,20 +231,28 @@ class EventBus:
         return event
 
     def _schedule(self, sub: Subscription, coro: Any) -> None:
-        """Runs the coroutine of an async callback: a task on the running loop, else ``asyncio.run``."""
-        if (loop := asyncio._get_running_loop()) is None:
-            asyncio.run(coro)  # no loop in this thread: run to the end; its errors reach _deliver
+        """Runs the coroutine of an async callback on the loop it was subscribed from (from any
+        publishing thread: ``run_coroutine_threadsafe``); subscribed outside a loop, a task of the loop
+        running in the publisher's thread, else :func:`asyncio.run`."""
+        here = asyncio._get_running_loop()
+        home = sub.loop if sub.loop is not None and not sub.loop.is_closed() else here
+        if home is None:
+            asyncio.run(coro)  # no loop anywhere: run to the end; its errors reach _deliver
             return
-        task = loop.create_task(coro)
-        self._tasks.add(task)
+        if home is here:
+            task: asyncio.Future[Any] = home.create_task(coro)
+        else:
+            task = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, home), loop=home)
+        with self._count_lock:
+            self._tasks.add(task)
         task.add_done_callback(partial(self._settled, sub))
 
-    def _settled(self, sub: Subscription, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+    def _settled(self, sub: Subscription, task: asyncio.Future[Any]) -> None:
+        with self._count_lock:
+            self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             _log.error("async subscriber %d failed", sub.id, exc_info=(type(exc), exc, exc.__traceback__))
-            sub.errors += 1
-            self.errors += 1
+            sub._failed()
 
     def stats(self) -> dict[str, int]:
         """Counters since creation (published, delivered, dropped, errors) and the live subscribers."""
