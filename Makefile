@@ -42,9 +42,10 @@ bench: install  ## every benchmark (GPU rows run when CUDA is present); JSON lan
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_persist.py
 
-eval: install  ## emergence of fields on digits and iris against k-means, HDBSCAN and MiniSom
+eval: install  ## emergence of fields (digits, iris) and of every level (nested labels) against baselines
 	$(PY) scripts/eval_emergence.py --dataset digits --sweep --also-steps 25
 	$(PY) scripts/eval_emergence.py --dataset iris --sweep --also-steps 25
+	$(PY) scripts/eval_emergence.py --hierarchy
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -16,8 +16,15 @@ the field settings ``field_neighbors`` x ``field_persistence``, HDBSCAN's ``min_
 MiniSom map shapes, each scored against the labels (so the best of a sweep is tuned on the labels:
 report it as such, never as the main result).
 
+``--hierarchy`` evaluates the levels instead (``neurograph.eval.hierarchy`` explains it): nested groups with
+known labels at every level and the digits, the engine at the calibrated CDNA without and with dynamics,
+per level against HDBSCAN, Ward linkage and Birch (NMI, ARI, dendrogram purity), written to
+``benchmarks/results/eval_hierarchy.json`` and ``.md`` (``eval_hierarchy_quick.*`` with ``--quick``).
+
 Usage:
   python scripts/eval_emergence.py --dataset digits --sweep
+  python scripts/eval_emergence.py --hierarchy
+  python scripts/eval_emergence.py --hierarchy --quick --out /tmp
   python scripts/eval_emergence.py --dataset iris --sweep
   python scripts/eval_emergence.py --dataset blobs --set field_persistence=2.0 --steps 100 --out /tmp
 """
@@ -30,20 +37,24 @@ import itertools
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from benchmeta import machine
 
 from neurograph.datasets import load
 from neurograph.eval import (
     EmergenceRun,
+    HierarchyEval,
     cluster_scores,
     format_table,
     hdbscan_labels,
     preset_cdna,
     run_emergence,
+    run_hierarchy_eval,
     som_labels,
 )
 
@@ -176,9 +187,18 @@ def main() -> None:
     ap.add_argument("--dataset", choices=("digits", "iris", "blobs"), default="digits")
     ap.add_argument("--preset", choices=("auto", "scaled", "default"), default="auto")
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="CDNA overrides")
-    ap.add_argument("--chunks", type=int, default=4, help="emit_batch calls, a rebuild after each")
-    ap.add_argument("--steps", type=int, default=0, help="dynamics steps after each chunk (if available)")
+    ap.add_argument("--chunks", type=int, default=None, help="emit_batch calls, a rebuild after each (4)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="dynamics steps after each chunk (0; --hierarchy: of its run with dynamics, 25)",
+    )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hierarchy", action="store_true", help="evaluate the levels on nested labels")
+    ap.add_argument("--quick", action="store_true", help="--hierarchy at a small size (seconds)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="--hierarchy seeds (0 1 2)")
+    ap.add_argument("--digits-n", type=int, default=None, help="--hierarchy: a subsample of the digits")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sweep", action="store_true", help="also record what else was tried")
     ap.add_argument(
@@ -189,6 +209,11 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=RESULTS, help="directory of the JSON and Markdown")
     args = ap.parse_args()
+    if args.hierarchy:
+        hierarchy_main(args)
+        return
+    args.chunks = 4 if args.chunks is None else args.chunks
+    args.steps = 0 if args.steps is None else args.steps
     overrides = parse_set(args.set)
     command = (
         f"python scripts/eval_emergence.py --dataset {args.dataset} --preset {args.preset} "
@@ -243,6 +268,252 @@ def main() -> None:
     for line in _hdbscan_line(report):
         print(line)
     print(f"wrote {stem}.json and {stem}.md")
+
+
+def hierarchy_main(args: argparse.Namespace) -> None:
+    """``--hierarchy``: run :func:`neurograph.eval.run_hierarchy_eval`, print and write its report."""
+    changes: dict[str, Any] = {"device": args.device}
+    if args.seeds is not None:
+        changes["seeds"] = tuple(args.seeds)
+    if args.chunks is not None:
+        changes["chunks"] = args.chunks
+    if args.steps is not None:
+        changes["steps"] = args.steps
+    if args.digits_n is not None:
+        changes["digits_n"] = args.digits_n
+    cfg = HierarchyEval.quick(**changes) if args.quick else HierarchyEval(**changes)
+    command = (
+        "python scripts/eval_emergence.py --hierarchy"
+        + (" --quick" if args.quick else "")
+        + f" --seeds {' '.join(map(str, cfg.seeds))} --chunks {cfg.chunks} --steps {cfg.steps}"
+        + (f" --digits-n {cfg.digits_n}" if cfg.digits_n else "")
+        + (f" --device {args.device}" if args.device != "cpu" else "")
+    )
+    report = run_hierarchy_eval(cfg, log=lambda msg: print("  " + msg, flush=True))
+    report["command"] = command
+    report["machine"] = {**machine(), **report["machine"]}
+    text = hierarchy_markdown(report)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / ("eval_hierarchy_quick" if args.quick else "eval_hierarchy")
+    stem.with_suffix(".json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    stem.with_suffix(".md").write_text(text)
+    print(f"wrote {stem}.json and {stem}.md")
+
+
+def hierarchy_markdown(report: dict[str, Any]) -> str:
+    """The ``--hierarchy`` report as Markdown: the command and machine, then the tables."""
+    m = report["machine"]
+    head = [
+        "# eval_emergence --hierarchy: fields of fields against nested labels",
+        "",
+        f"`{report['command']}` on {m['cpu']} ({m['device']}{', ' + m['gpu'] if m.get('gpu') else ''}), "
+        f"torch {m['torch']}, scikit-learn {m['sklearn']}, load average {m.get('load_average')}, "
+        f"{m.get('date')}; {report['wall_seconds']:.0f} s in all.",
+        "",
+        "The engine: `CDNA.calibrate(x)` (the default profile at the data's scale, nothing tuned per data "
+        "set), "
+        f"{report['config']['chunks']} `emit_batch` calls with a rebuild after each, without dynamics and "
+        f"with {report['config']['steps']} `step`s after each batch. Baselines on the same inputs: HDBSCAN "
+        "(one flat level, scored against each level's truth), Ward linkage cut at the true k of each level, "
+        "Birch with `n_clusters` = that k (threshold = the calibrated neighbour radius).",
+        "",
+    ]
+    return "\n".join(head) + "\n" + format_hierarchy_markdown(report)
+
+
+def _methods(cases: Sequence[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for c in cases:
+        for r in c["rows"]:
+            seen.setdefault(r["method"], None)
+    return list(seen)
+
+
+def _stat(values: Sequence[float]) -> str:
+    """``mean [min]`` over seeds (the mean alone for one seed)."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} [{min(values):.3f}]"
+
+
+def format_hierarchy_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: per data set and level the NMI (ARI) of every method over the seeds, the
+    dendrogram purity, the digits' level-2 class tables, the targets and the times."""
+    cases = report["cases"]
+    methods = _methods(cases)
+    names = list(dict.fromkeys(c["dataset"] for c in cases))
+    seeds = list(report["config"]["seeds"])
+    lines = [
+        "Each cell: NMI over the seeds as `mean [min]` (full coverage: samples in no field and HDBSCAN's "
+        f"noise count as one more group); seeds {seeds}. *fields* = the engine's groups at that level "
+        "(mean over seeds), *k* = the true number.",
+        "",
+        "| data set | level | k | fields | fields + dyn | " + " | ".join(methods) + " |",
+        "|---|---|---|---|---|" + "---|" * len(methods),
+    ]
+    for name in names:
+        group = [c for c in cases if c["dataset"] == name]
+        engines = list(group[0]["engine"])
+        for lv in range(1, group[0]["levels"] + 1):
+            cells = []
+            for m in methods:
+                vals = [r["nmi"] for c in group for r in c["rows"] if r["method"] == m and r["level"] == lv]
+                cells.append(_stat(vals) if vals else "")
+            found = [
+                np.mean(
+                    [r["groups"] for c in group for r in c["rows"] if r["method"] == e and r["level"] == lv]
+                )
+                for e in engines
+            ]
+            found_cells = [f"{f:.1f}" for f in found] + [""] * (2 - len(found))
+            k = group[0]["k_true"][lv - 1]
+            lines.append(
+                f"| {name} | {lv} | {k} | " + " | ".join(found_cells) + " | " + " | ".join(cells) + " |"
+            )
+    lines += ["", "ARI, same layout:", "", "| data set | level | " + " | ".join(methods) + " |"]
+    lines.append("|---|---|" + "---|" * len(methods))
+    for name in names:
+        group = [c for c in cases if c["dataset"] == name]
+        for lv in range(1, group[0]["levels"] + 1):
+            cells = []
+            for m in methods:
+                vals = [r["ari"] for c in group for r in c["rows"] if r["method"] == m and r["level"] == lv]
+                cells.append(_stat(vals) if vals else "")
+            lines.append(f"| {name} | {lv} | " + " | ".join(cells) + " |")
+    trees = list(dict.fromkeys(t for c in cases for t in c["dendrogram_purity"]))
+    lines += [
+        "",
+        "Dendrogram purity (Heller & Ghahramani 2005) against each level's truth, `mean [min]` over the "
+        "seeds; the engine's tree: samples -> tokens -> fields -> ... -> the whole set.",
+        "",
+        "| data set | truth of level | " + " | ".join(trees) + " |",
+        "|---|---|" + "---|" * len(trees),
+    ]
+    for name in names:
+        group = [c for c in cases if c["dataset"] == name]
+        for i in range(group[0]["levels"]):
+            cells = [_stat([c["dendrogram_purity"][t][i] for c in group]) for t in trees]
+            lines.append(f"| {name} | {i + 1} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        *_scale_lines(cases),
+        *_digits_lines(cases),
+        *_target_lines(report["targets"]),
+        *_time_lines(cases),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _digits_lines(cases: Sequence[dict[str, Any]]) -> list[str]:
+    digits = [c for c in cases if c["kind"] == "digits"]
+    if not digits:
+        return []
+    c = digits[0]
+    lines = [f"Digits, seed {c['seed']}: the digit classes each level-2 field holds (samples per class).", ""]
+    for label, table in c["level2_classes"].items():
+        classes = table["classes"]
+        lines += [
+            f"{label}:",
+            "",
+            "| level-2 field | samples | " + " | ".join(str(k) for k in classes) + " |",
+            "|---|---|" + "---|" * len(classes),
+        ]
+        for f in table["fields"]:
+            field = "none" if f["field"] < 0 else str(f["field"])
+            lines.append(f"| {field} | {f['samples']} | " + " | ".join(str(v) for v in f["counts"]) + " |")
+        lines.append("")
+    others = [
+        f"seed {d['seed']} {label}: {len([f for f in t['fields'] if f['field'] >= 0])}"
+        for d in digits[1:]
+        for label, t in d["level2_classes"].items()
+    ]
+    if others:
+        lines += ["Level-2 fields with the other seeds: " + "; ".join(others) + ".", ""]
+    return lines
+
+
+def _target_lines(targets: dict[str, Any]) -> list[str]:
+    lines = ["Targets (reported as measured, not tuned toward):", ""]
+    for t in targets.values():
+        verdict = "**met**" if t["met"] else "**not met**"
+        if "runs_met" in t:
+            below: dict[tuple[str, str], list[str]] = {}
+            for f in t["failing"]:
+                below.setdefault((f["dataset"], f["engine"]), []).append(
+                    f"seed {f['seed']}: level {f['level']} NMI {f['min_nmi']:.3f}"
+                )
+            lines.append(f"- {t['target']}: {verdict} ({t['runs_met']} of {t['runs']} runs).")
+            lines += [f"  - below: {name}, {engine}: " + "; ".join(v) for (name, engine), v in below.items()]
+            continue
+        if t["runs"] and "nmi" in t["runs"][0]:
+            detail = "; ".join(
+                f"seed {r['seed']} {r['engine']}: {r['nmi']:.3f} vs {r['best_baseline']} "
+                f"{r['best_baseline_nmi']:.3f}"
+                for r in t["runs"]
+            )
+        else:
+            detail = "; ".join(f"seed {r['seed']} {r['engine']}: {r['fields']}" for r in t["runs"])
+        lines.append(f"- {t['target']}: {verdict} ({detail}).")
+    return [*lines, ""]
+
+
+def _scale_lines(cases: Sequence[dict[str, Any]]) -> list[str]:
+    """Which scale each engine level found: its NMI against every level's truth (mean over seeds)."""
+    nested = [c for c in cases if c["kind"] == "nested"]
+    if not nested:
+        return []
+    depth = max(c["levels"] for c in nested)
+    lines = [
+        "Which scale each engine level found (no dynamics; NMI of the engine's level against the truth of "
+        "every level, `mean [min]` over the seeds; levels that no seed built are left out):",
+        "",
+        "| data set | engine level | fields | "
+        + " | ".join(f"truth {t}" for t in range(1, depth + 1))
+        + " |",
+        "|---|---|---|" + "---|" * depth,
+    ]
+    for name in dict.fromkeys(c["dataset"] for c in nested):
+        group = [c for c in nested if c["dataset"] == name]
+        runs = [c["engine"][next(iter(c["engine"]))] for c in group]  # the run without dynamics
+        for lv in range(1, max(len(r["nmi_by_truth_level"]) for r in runs) + 1):
+            rows = [
+                r["nmi_by_truth_level"][lv - 1] if lv <= len(r["nmi_by_truth_level"]) else None for r in runs
+            ]
+            cells = [
+                _stat([row[t] if row else 0.0 for row in rows]) if t < group[0]["levels"] else ""
+                for t in range(depth)
+            ]
+            sizes = [r["tokens_per_level"] for r in runs]
+            fields = np.mean([s[lv] if lv < len(s) else 0 for s in sizes])
+            lines.append(f"| {name} | {lv} | {fields:.1f} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _time_lines(cases: Sequence[dict[str, Any]]) -> list[str]:
+    lines = [
+        "Times (seconds, mean over seeds; the grouping of each level from a plan-only pass over the final "
+        "state: tokens grouped -> seconds):",
+        "",
+        "| data set | engine | emit | dynamics | all rebuilds | last rebuild | grouping per level |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(c["dataset"] for c in cases):
+        group = [c for c in cases if c["dataset"] == name]
+        for label in list(group[0]["engine"]):
+            secs = [c["engine"][label]["seconds"] for c in group]
+            mean = {
+                k: float(np.mean([s[k] for s in secs]))
+                for k in ("emit", "dynamics", "rebuilds", "last_rebuild")
+            }
+            per_level = ", ".join(
+                f"L{g['level']}: {g['tokens']} -> {g['seconds']:.3f}" for g in secs[0]["grouping_per_level"]
+            )
+            lines.append(
+                f"| {name} | {label} | {mean['emit']:.2f} | {mean['dynamics']:.2f} | "
+                f"{mean['rebuilds']:.2f} | {mean['last_rebuild']:.2f} | {per_level} |"
+            )
+    return lines
 
 
 def _json_safe(value: Any) -> Any:
