@@ -1,4 +1,8 @@
-"""Force-field dynamics: pair energies, forces, the integrator, the neighbour list and backends (DESIGN §4).
+"""The force field: pair energies, forces, the integrator, the neighbour list and backends (DESIGN §4).
+
+This package is the *force field* that moves tokens (``Engine.step`` / ``Engine.run``). It is not the
+*emergent fields* — the groups of tokens that become field tokens one level up — which live in
+:mod:`neurograph.hierarchy`; the field wells of this package are what make those groups form.
 
 - :mod:`~neurograph.fields.energy`: pair energies as pure functions of distances, with their radial forces;
 - :mod:`~neurograph.fields.lift`: one helper lifting a pair energy to the system over a neighbour list or
