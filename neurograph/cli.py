@@ -1,4 +1,8 @@
-"""Command line: ``python -m neurograph demo`` (the main job until the Hydra app lands).
+"""Command line: ``neurograph run [overrides]`` (the Hydra app), ``neurograph runs DIR``, ``neurograph demo``.
+
+``run`` hands its arguments to the Hydra app of :mod:`neurograph.experiments.run` as they are (overrides
+such as ``experiment=text_topics``, ``-m`` for a sweep, ``--cfg job`` to print the config); ``runs`` prints
+the runs under a directory (a multirun's sweep directory) as one table.
 
 ``demo`` streams a real data set (scikit-learn's digits by default) through an engine one signal at a
 time, with a progress bar, then emits it again as one batch into a fresh engine, and prints a summary
@@ -87,6 +91,17 @@ def _purity(token_ids: np.ndarray, labels: np.ndarray) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:  # everything after `run` belongs to Hydra (it reads sys.argv)
+        from neurograph.experiments.run import main as hydra_main
+
+        saved = sys.argv
+        sys.argv = ["neurograph run", *argv[1:]]
+        try:
+            hydra_main()
+        finally:
+            sys.argv = saved
+        return 0
     parser = argparse.ArgumentParser(prog="neurograph", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="stream a data set through an engine and print a summary")
@@ -97,7 +112,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="", help="also write the summary table as JSON here")
+    sub.add_parser("run", help="run an experiment (Hydra overrides follow, e.g. experiment=text_topics)")
+    r = sub.add_parser("runs", help="print the runs under a directory (a multirun sweep dir) as one table")
+    r.add_argument("dir")
+    r.add_argument("--csv", default="", help="also write the table as CSV here")
     args = parser.parse_args(argv)
+    if args.command == "runs":
+        from neurograph.experiments.collect import collect_runs
+
+        table = collect_runs(args.dir)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        if args.csv:
+            table.to_csv(args.csv, index=False)
     if args.command == "demo":
         table = demo(args.dataset, args.device, args.profile, args.seed)
         if args.json:
