@@ -28,6 +28,7 @@ kernels in float32 by direct differences).
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -39,8 +40,6 @@ from neurograph.state import TokenState
 
 __all__ = ["NeighborIndex", "knn_arrays", "sort_rows"]
 
-_EMPTY_I = np.zeros(0, np.int64)
-_EMPTY_D = np.zeros(0)
 _BRUTE_PAIRS = 262_144  # Q * N below which numpy brute force beats building a tree
 _REBUILD_WORK = 25  # a tree rebuild costs about this many brute-force distance evaluations per token
 _LEAFSIZE = 32  # cKDTree leaf size: measured faster than the default 16 for 8-D queries with k = 16
@@ -230,6 +229,8 @@ class NeighborIndex:
         # the buffer: slots, their scaled positions, and each slot's row in it (-1: not in the buffer)
         self._buf_slots = np.zeros(64, np.int64)
         self._buf_pts = np.zeros((64, 8))
+        self._buf_sq = np.zeros(64)  # squared norm of each buffer row (the single query's pre-filter)
+        self._buf_sq_max = 0.0  # an upper bound of _buf_sq (scales the pre-filter's tolerance)
         self._buf_row = np.zeros(0, np.int64)
         self._buf_n = 0
         self._buf_work = 0  # distance evaluations spent brute-forcing the buffer since the last rebuild
@@ -254,7 +255,10 @@ class NeighborIndex:
                 self._dirty += 1
             row = self._buf_row[slot]
             if row >= 0:
-                self._buf_pts[row] = self.tokens.np("pos")[slot] * self._sqrt_scale
+                pt = self.tokens.np("pos")[slot] * self._sqrt_scale
+                self._buf_pts[row] = pt
+                self._buf_sq[row] = sq = float(pt @ pt)
+                self._buf_sq_max = max(self._buf_sq_max, sq)
                 return
         clean = self._clean[slots]
         if clean.any():
@@ -276,6 +280,7 @@ class NeighborIndex:
             moved_slot = self._buf_slots[last]
             self._buf_slots[row] = moved_slot
             self._buf_pts[row] = self._buf_pts[last]
+            self._buf_sq[row] = self._buf_sq[last]
             self._buf_row[moved_slot] = row
             self._buf_row[slot] = -1
             self._buf_n = last
@@ -284,16 +289,22 @@ class NeighborIndex:
         """Insert or refresh buffer rows with the tokens' current (scaled) positions."""
         if slots.size == 1 and self._buf_row[slots[0]] < 0 and self._buf_n < self._buf_slots.shape[0]:
             slot, n = int(slots[0]), self._buf_n  # one new token (the single-emit path)
+            pt = self.tokens.np("pos")[slot] * self._sqrt_scale
             self._buf_slots[n] = slot
-            self._buf_pts[n] = self.tokens.np("pos")[slot] * self._sqrt_scale
+            self._buf_pts[n] = pt
+            self._buf_sq[n] = sq = float(pt @ pt)
+            self._buf_sq_max = max(self._buf_sq_max, sq)
             self._buf_row[slot] = n
             self._buf_n = n + 1
             return
         pts = self.tokens.np("pos")[slots].astype(np.float64) * self._sqrt_scale
         rows = self._buf_row[slots]
         present = rows >= 0
+        sq = (pts * pts).sum(1)
+        self._buf_sq_max = max(self._buf_sq_max, float(sq.max()))
         if present.any():
             self._buf_pts[rows[present]] = pts[present]
+            self._buf_sq[rows[present]] = sq[present]
         if present.all():
             return
         new_slots, first = np.unique(slots[~present], return_index=True)
@@ -303,8 +314,10 @@ class NeighborIndex:
             cap = max(2 * self._buf_slots.shape[0], n + m)
             self._buf_slots = np.resize(self._buf_slots, cap)
             self._buf_pts = np.resize(self._buf_pts, (cap, 8))
+            self._buf_sq = np.resize(self._buf_sq, cap)
         self._buf_slots[n : n + m] = new_slots
         self._buf_pts[n : n + m] = new_pts
+        self._buf_sq[n : n + m] = sq[~present][first]
         self._buf_row[new_slots] = np.arange(n, n + m)
         self._buf_n = n + m
 
@@ -336,8 +349,10 @@ class NeighborIndex:
     def knn_one(self, x: np.ndarray, k: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`knn` for one query, without padding: ``(slots [m], dist [m])``, ``m <= k``.
 
-        On the tree backend this skips the batch machinery (a single cKDTree query plus a brute-force
-        pass over the buffer); other backends delegate to :meth:`knn`.
+        On the tree backend this skips the batch machinery: one cKDTree query, whose few hits are handled
+        as Python lists, and a pass over the buffer that pre-selects rows by ``|p|^2 - 2 p.x`` (one
+        matrix-vector product) before computing the distances of the few candidates exactly as
+        :func:`knn_arrays` does. Other backends delegate to :meth:`knn`.
         """
         if self.backend != "tree":
             s, d = self.knn(x[None, :], k, radius)
@@ -346,41 +361,57 @@ class NeighborIndex:
         xs = x.astype(np.float64) * self._sqrt_scale
         self._maybe_rebuild(1)
         tree = self._tree
-        slots, dist = _EMPTY_I, _EMPTY_D
+        dist: list[float] = []
+        slots: list[int] = []
         if tree is not None and tree.n:
             n = tree.n
+            dirty = self._dirty
             margin = 0
-            if self._dirty:
-                frac = self._dirty / n
+            if dirty:
+                frac = dirty / n
                 margin = math.ceil(2 * k * frac / max(1 - frac, 1e-3)) + 2
             kq = min(n, k + margin)
             bound = np.nextafter(radius, np.inf) if math.isfinite(radius) else np.inf
-            d, j = tree.query(xs, k=[*range(1, kq + 1)], distance_upper_bound=bound)
-            found = j < n
-            if kq < n and found[-1] and self._dirty:
-                keep_clean = self._clean[self._tree_slots[j[found]]]
-                if keep_clean.sum() < k:  # dirty hits ate too many candidates: take the general path
+            # ascending, misses padded with (inf, n); k = [1] keeps a 1-D answer for a single neighbour
+            d, j = tree.query(xs, k=kq if kq > 1 else [1], distance_upper_bound=bound)
+            dl = d.tolist()
+            found = bisect.bisect_left(dl, math.inf)
+            if dirty and found == kq < n:
+                clean = self._clean[self._tree_slots[j]]
+                if int(clean.sum()) < k:  # dirty hits ate too many candidates: take the general path
                     s, dd = self._knn_tree(xs[None, :], k, radius, None)
                     keep = s[0] >= 0
                     return s[0][keep], dd[0][keep]
-            ok = found & (d <= radius)
-            slots = self._tree_slots[j[ok]]
-            dist = d[ok]
-            if self._dirty:
-                c = self._clean[slots]
-                slots, dist = slots[c], dist[c]
+            m = bisect.bisect_right(dl, radius, 0, found)
+            if m:
+                hit = self._tree_slots[j[:m]]
+                if dirty:
+                    keep = self._clean[hit]
+                    hit = hit[keep]
+                    dist = [dv for dv, c in zip(dl, keep.tolist()) if c]
+                else:
+                    dist = dl[:m]
+                slots = hit.tolist()
         b = self._buf_n
         if b:
-            diff = self._buf_pts[:b] - xs  # (b, 8)
-            bd = np.sqrt((diff**2).sum(-1))  # the same reduction as knn_arrays, bit for bit
-            sel = np.nonzero(bd <= radius)[0]
-            if sel.size:
-                slots = np.concatenate([slots, self._buf_slots[sel]])
-                dist = np.concatenate([dist, bd[sel]])
-        if slots.size > 1:
-            order = np.lexsort((slots, dist))[:k]
-            slots, dist = slots[order], dist[order]
-        return slots, dist
+            if math.isfinite(radius):
+                # |p - x|^2 = |p|^2 - 2 p.x + |x|^2, with a tolerance far above its rounding error
+                xq = float(xs @ xs)
+                lim = radius * radius - xq + 1e-9 * (1.0 + xq + self._buf_sq_max)
+                near = np.nonzero(self._buf_sq[:b] - 2.0 * (self._buf_pts[:b] @ xs) <= lim)[0]
+            else:
+                near = np.arange(b)
+            if near.size:
+                diff = self._buf_pts[near] - xs  # (c, 8)
+                bd = np.sqrt((diff**2).sum(-1))  # the same reduction as knn_arrays, bit for bit
+                sel = bd <= radius
+                if sel.any():
+                    dist = dist + bd[sel].tolist()
+                    slots = slots + self._buf_slots[near[sel]].tolist()
+        if len(slots) > 1:  # by (distance, slot), as the batch path sorts
+            pairs = sorted(zip(dist, slots))[:k]
+            return np.array([p[1] for p in pairs], np.int64), np.array([p[0] for p in pairs])
+        return np.array(slots, np.int64), np.array(dist)
 
     def knn_tensor(
         self,
@@ -494,6 +525,147 @@ class NeighborIndex:
         self._clean[slots] = True
         self._buf_row = np.full(t.capacity, -1, np.int64)
         self._buf_n = 0
+        self._buf_sq_max = 0.0
         self._buf_work = 0
         self._dirty = 0
         self.rebuilds += 1
+
+    # --- tensor queries for the batch emit path (results stay on the store's device) ----------------
+    def knn_tensors(self, queries: torch.Tensor, k: int, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`knn` for queries already on the store's device, answered there.
+
+        The tree backend answers on the host (the CPU *is* the device; the arrays come back as tensors
+        without a copy); the other backends run on the device without a host sync of their own beyond
+        what their kernel needs (:func:`~neurograph.kernels.knn_triton` needs none).
+
+        Args:
+            queries: ``[Q, 8]`` float32 positions (unscaled) on the store's device.
+            k: neighbours per query.
+            radius: distance bound (inclusive).
+
+        Returns:
+            ``(slots [Q, k] int64, dist [Q, k] float64)`` on the store's device, sorted by (distance,
+            slot), padded with ``-1`` / ``inf``.
+        """
+        if self.backend == "tree":
+            s, d = self.knn(queries.numpy(), k, radius)
+            return torch.from_numpy(s), torch.from_numpy(d)
+        slots, dist = self.knn_tensor(queries, k, radius)
+        return slots, dist.double()
+
+    def knn_earlier(
+        self,
+        queries: torch.Tensor,
+        k: int,
+        radius: float,
+        points: torch.Tensor,
+        ask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Neighbours *among the rows of one batch*: for each row ``j``, the up-to-``k`` nearest rows
+        ``i < j`` with ``points[i]`` within ``radius``, nearest first (ties by row).
+
+        This is the in-batch half of sequential semantics (:mod:`neurograph.emit.novelty`): a signal only
+        sees the signals before it. Same metric as :meth:`knn`. On the CPU the host searches the scaled
+        rows with :func:`knn_arrays` (a throw-away tree for large batches), asking for more candidates
+        where later rows crowded out earlier ones; on other devices a brute-force pass over the batch in
+        chunks, with the exact ``(distance, row)`` order of packed int64 keys, runs without a host sync.
+
+        Args:
+            queries: ``[B, 8]`` float32 positions (unscaled) of the batch, on the store's device.
+            k: neighbours per row.
+            radius: distance bound (inclusive).
+            points: ``[B]`` bool, the rows that may be found.
+            ask: ``[B]`` bool, the rows whose neighbours are wanted (``None``: every row); the others
+                come back empty.
+
+        Returns:
+            ``(rows [B, k] int64, dist [B, k] float64)`` on the store's device, ``-1`` / ``inf`` padded.
+        """
+        if queries.device.type == "cpu":
+            xs = queries.numpy().astype(np.float64) * self._sqrt_scale  # (B, 8) scaled
+            idx, dist = _earlier_host(xs, k, radius, points.numpy(), None if ask is None else ask.numpy())
+            return torch.from_numpy(idx), torch.from_numpy(dist)
+        return _earlier_device(queries, self._scale_t, k, radius, points, ask)
+
+
+def _earlier_host(
+    xs: np.ndarray, k: int, radius: float, points: np.ndarray, ask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`NeighborIndex.knn_earlier` on host arrays of scaled coordinates ``xs [B, 8]``."""
+    b = len(xs)
+    out_i = np.full((b, k), -1, np.int64)
+    out_d = np.full((b, k), np.inf)
+    prow = np.nonzero(points)[0]  # (P,) rows that may be found, ascending
+    if prow.size == 0 or k == 0:
+        return out_i, out_d
+    rows = np.arange(b) if ask is None else np.nonzero(ask)[0]
+    rows = rows[rows > prow[0]]  # a row at or before the first point has no earlier one
+    pts = xs[prow]
+    kq = min(k + 1, prow.size)
+    while rows.size:
+        ii, dd = knn_arrays(xs[rows], pts, kq, radius)  # (R, kq) point-local, sorted
+        ok = (ii >= 0) & (prow[np.maximum(ii, 0)] < rows[:, None])
+        # complete when k earlier ones were kept, or the query returned fewer than kq (exhausted)
+        done = (ok.sum(1) >= k) | (ii[:, -1] < 0) | (kq >= prow.size)
+        if done.any():
+            # dropping later rows keeps the (distance, row) order: a stable compaction, not a sort
+            di = np.where(ok[done], prow[np.maximum(ii[done], 0)], -1)
+            dd_ = np.where(ok[done], dd[done], np.inf)
+            order = np.argsort(di < 0, axis=1, kind="stable")
+            di, dd_ = np.take_along_axis(di, order, 1), np.take_along_axis(dd_, order, 1)
+            di, dd_ = _pad(di[:, :k], dd_[:, :k], k)
+            out_i[rows[done]] = di
+            out_d[rows[done]] = dd_
+        rows = rows[~done]
+        kq = min(2 * kq, prow.size)
+    return out_i, out_d
+
+
+_CHUNK_PAIRS = 1 << 24  # brute-force in-batch search: about this many (row, row) pairs per chunk
+_NO_KEY = torch.iinfo(torch.int64).max
+
+
+def _earlier_device(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    k: int,
+    radius: float,
+    points: torch.Tensor,
+    ask: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:meth:`NeighborIndex.knn_earlier` by brute force on the device (no host sync).
+
+    Distances are computed as :func:`~neurograph.kernels.knn_reference` computes them (fp32 direct
+    differences summed axis by axis, correctly rounded root), so they compare exactly with the resident
+    neighbours'. Each candidate becomes the int64 key ``(distance bits << 32) | row`` (a non-negative
+    float's bits sort as its value), so one ``topk`` gives the exact ``(distance, row)`` order.
+    """
+    b = x.shape[0]
+    dev = x.device
+    out_i = torch.full((b, k), -1, dtype=torch.int64, device=dev)
+    out_d = torch.full((b, k), math.inf, dtype=torch.float64, device=dev)
+    kk = min(k, b)
+    if kk == 0:
+        return out_i, out_d
+    cols = torch.arange(b, device=dev)
+    chunk = max(1, _CHUNK_PAIRS // b)
+    for start in range(0, b, chunk):
+        stop = min(start + chunk, b)
+        q = x[start:stop]  # (c, 8)
+        d2 = None
+        for i in range(x.shape[1]):
+            diff = q[:, i, None] - x[None, :, i]  # (c, B)
+            term = diff * diff * scale[i]
+            d2 = term if d2 is None else d2 + term
+        d = d2.double().sqrt().float()  # (c, B) correctly rounded, as the kNN kernels
+        ok = (d <= radius) & points[None, :] & (cols[None, :] < cols[start:stop, None])  # (c, B)
+        if ask is not None:
+            ok &= ask[start:stop, None]
+        key = (d.view(torch.int32).to(torch.int64) << 32) | cols[None, :]  # (c, B)
+        key = torch.where(ok, key, _NO_KEY)
+        top = torch.topk(key, kk, dim=1, largest=False, sorted=True).values  # (c, kk)
+        found = top != _NO_KEY
+        out_i[start:stop, :kk] = torch.where(found, top & 0xFFFFFFFF, -1)
+        dist = (top >> 32).to(torch.int32).view(torch.float32).double()  # (c, kk)
+        out_d[start:stop, :kk] = torch.where(found, dist, math.inf)
+    return out_i, out_d

@@ -1,7 +1,8 @@
 """One signal path (DESIGN §3): what ``Engine.emit`` and ``Engine.emit_batch`` do to the state.
 
 - :mod:`neurograph.emit.batch`: a batch of validated signals: neighbours, novelty, edge plan, the
-  Guardian's growth check, apply, activation, results. ``emit`` is a batch of one.
+  Guardian's growth check, apply, activation, results, as tensor work on the engine's device with host
+  syncs at a few documented points. ``emit`` is a batch of one.
 - :mod:`neurograph.emit.single`: the row path for one signal on the CPU; it plans through the same
   functions and gives exactly what a batch of one row gives (tested result by result, tensor by tensor).
 - :mod:`neurograph.emit.novelty`: novelty with sequential semantics for a whole batch.

@@ -15,27 +15,67 @@ bookkeeping so that it reads top to bottom:
 ``energy_delta`` of a row is the change of the pair energies (springs along existing edges, soft-sphere
 repulsion, field wells; :mod:`neurograph.fields.energy`) between the row's result token and its other
 neighbours, from the state before the batch to the state after it (0 before, for a novel token).
+
+**The batch stays on the device** (DESIGN §3.8). The host arrays the engine hands over are copied to the
+engine's device once, asynchronously (numpy appears otherwise only in host bookkeeping: the id map, the
+CPU tree index). After the kNN every step is tensor work there, shaped by counts read at the sync points
+below: the co-activated pairs are the row-major entries of the ``[B, w]`` neighbour table (``w <= k``:
+the widest row), compacted by a scan; deduplication and ranks are sorts and scans, per-token updates are
+scatters, and the resonating tokens' new values are written by every row that shares them (identical
+values, so no compaction). New tokens and edges are written straight into the stores' tensors
+(:func:`_append_rows`), since the stores' own ``append`` takes host values. On the CPU the same code runs
+on CPU tensors, and the tree index keeps its host-side
+bookkeeping of inserted and moved tokens (views, no copies).
+
+Host syncs (each one ``.tolist()`` of a few counts; on CUDA a wait for the queued work):
+
+1. novelty (:mod:`neurograph.emit.novelty`): the numbers of undecided and of novel rows, of columns of
+   the widest neighbour row and of co-activated pairs, once per
+   :data:`~neurograph.emit.novelty.ROUNDS` resolution rounds, which usual batches need once. Dense
+   clumps of novel signals whose conflict lists overflow add one per exact round, plus one. The counts
+   size everything after, the new tokens' allocation included;
+2. growth: the numbers of admitted new edges and of reinforced edges, for their allocation and for the
+   Guardian's quota check before anything changes, and the widest adjacency row after them (spreading
+   activation reads no further);
+3. activation (:func:`~neurograph.emit.activation.spread_torch`): one per hop of spreading activation
+   that has a frontier (at most ``activation_depth``; usually one): the numbers of new arrivals and of
+   tokens that spread on.
+
+The kNN backend may sync on its own (the fused Triton kernel does not). The result stays on the device
+(``BatchResult.device_tensors``); reading its attributes copies it to the host once: the API edge.
+``tests/emit/test_batch_device.py`` counts the syncs of a batch on CUDA.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from neurograph.cdna import CDNA
-from neurograph.emit.activation import spread_numpy, spread_torch
-from neurograph.emit.energy import row_pair_energy
-from neurograph.emit.hebbian import hebbian_success, plan_edges
+from neurograph.emit.activation import spread_torch
+from neurograph.emit.energy import ordered_sum, row_pair_energy
+from neurograph.emit.hebbian import (
+    cumcount_tensor,
+    hebbian_success,
+    plan_edges,
+    positions,
+    sort_groups,
+    take_rows,
+)
 from neurograph.emit.novelty import resolve_batch
 from neurograph.emit.results import BatchResult
 from neurograph.guardian import Guardian
 from neurograph.kinds import ASSOCIATED_WITH, HYPOTHESIS, LEARNABLE, TRIGGER_KINDS
 from neurograph.neighbors import NeighborIndex
-from neurograph.state import EdgeState, TokenState, cumcount, planned_bytes
+from neurograph.state import EdgeState, TokenState, planned_bytes
+from neurograph.tensors import TensorStore
 
 __all__ = ["Stores", "ingest_batch"]
+
+F64 = torch.float64
 
 
 @dataclass
@@ -62,50 +102,65 @@ def ingest_batch(
         tick0: engine tick of the first row (row ``i`` happens at ``tick0 + i``).
 
     Returns:
-        The :class:`BatchResult` (``processing_time_us`` is filled by the caller).
+        The :class:`BatchResult`, its tensors on the engine's device (``processing_time_us`` is filled by
+        the caller).
     """
+    return _ingest(st, cdna, x, priority, kind, tick0)
+
+
+def _ingest(
+    st: Stores, cdna: CDNA, x: np.ndarray, priority: np.ndarray, kind: np.ndarray, tick0: int
+) -> BatchResult:
     tokens, edges, index = st.tokens, st.edges, st.index
+    dev = tokens.pos.device
     b = x.shape[0]
-    k, radius, lr = cdna.max_neighbors, cdna.neighbor_radius, cdna.learning_rate
-    sqrt_s = np.sqrt(np.asarray(cdna.axis_scale))
+    k, radius = cdna.max_neighbors, cdna.neighbor_radius
+    # the API edge: host arrays -> device, once
+    xt = _to_device(x, np.float32, dev)  # (B, 8)
+    pri = _to_device(priority, np.int64, dev)  # (B,)
+    kinds = _to_device(kind, np.int16, dev)  # (B,)
+    ticks = tick0 + torch.arange(b, device=dev)  # (B,) tick of each row
 
-    # 1-2. neighbours and novelty (sequential semantics)
-    res_slots, res_dist = index.knn(x, k, radius)
+    # 1-2. neighbours and novelty (sequential semantics; sync 1)
+    res_slots, res_dist = index.knn_tensors(xt, k, radius)  # (B, k)
     first_new = tokens.count
-    nov = resolve_batch(
-        x.astype(np.float64) * sqrt_s, res_slots, res_dist, cdna.novelty_threshold, radius, first_new
+    nov = resolve_batch(index, xt, res_slots, res_dist, cdna.novelty_threshold, radius, first_new)
+    slots, novel, n_new, w = nov.slot, nov.is_novel, nov.n_new, nov.width
+    nbr, nd = nov.nbr_slots[:, :w], nov.nbr_dist[:, :w]  # (B, w): the columns some row fills
+    valid = nbr >= 0  # (B, w)
+    resonance = torch.exp(-nd / radius)  # (B, w) float64; 0 where padded (inf)
+
+    # 3. co-activated pairs, in signal order: the row-major entries of the (B, w) table that are pairs
+    pair_mask = valid & (nbr != slots[:, None])  # (B, w)
+    at = positions(pair_mask.reshape(-1), nov.n_pairs)  # (P,)
+    pa = take_rows(slots, at // max(w, 1))  # (P,) the row's token
+    pb = take_rows(nbr.reshape(-1), at)  # (P,) the neighbour
+    existed = (pa < first_new) & (pb < first_new)  # (P,) both tokens existed before the batch
+    old_slot = slots < first_new  # (B,) the row's token existed before the batch
+    old_row = old_slot[:, None] & valid & (nbr < first_new)  # (B, w)
+    existing = take_rows(_existing_edges(edges, slots, nbr, pair_mask & old_row).reshape(-1), at)  # (P,)
+    plan = plan_edges(
+        pa,
+        pb,
+        None,
+        take_rows(resonance.reshape(-1), at),
+        existing,
+        torch.stack([_degree(edges, pa, first_new), _degree(edges, pb, first_new)], 1),  # (P, 2)
+        cdna,
     )
-    slots, nbr, nd, new_rows = nov.slot, nov.nbr_slots, nov.nbr_dist, nov.new_rows
-    n_new = int(new_rows.size)
-    valid = nbr >= 0  # (B, k)
-    resonance = np.where(valid, np.exp(-nd / radius), 0.0)  # (B, k)
+    # the "before" state for energy deltas (pairs of tokens that existed; novel tokens did not)
+    pairs = (at, w)
+    safe_slots, safe_pb = torch.where(old_slot, slots, 0), torch.where(existed, pb, 0)
+    before = row_pair_energy(tokens, edges, cdna, safe_slots, safe_pb, existing, existed, pairs)
 
-    # 3. co-activated pairs, in signal order
-    pair_mask = valid & (nbr != slots[:, None])
-    pa = np.broadcast_to(slots[:, None], nbr.shape)[pair_mask]
-    pb = nbr[pair_mask]
-    pres = resonance[pair_mask]
-    old_pair = (pa < first_new) & (pb < first_new)
-    existing = np.full(pa.shape, -1, np.int64)
-    if old_pair.any():
-        existing[old_pair] = edges.find(pa[old_pair], pb[old_pair])
-    deg = _degrees(edges, np.stack([pa, pb], 1), first_new)
-    plan = plan_edges(pa, pb, pres, existing, deg, cdna)
-
-    # "before" state for energy deltas (familiar rows only; novel tokens did not exist)
-    fam = ~nov.is_novel
-    existed = (slots < first_new)[:, None] & (nbr < first_new)  # both tokens existed before the batch
-    before = None
-    if fam.any():
-        old_edge = np.where(existed[pair_mask], existing, -1)
-        before = row_pair_energy(tokens, edges, cdna, slots, nbr, pair_mask, old_edge, existed)
-
-    # 4. quotas, before anything grows
-    bytes_after, alloc = planned_bytes(tokens, edges, n_new, plan.n_new, cdna.max_degree)
+    # 4. quotas, before anything grows (sync 2)
+    counts = [plan.new_mask.sum(), plan.upd_mask.sum(), _widest_after(edges, plan, first_new + n_new)]
+    n_edges_new, n_upd, width = (int(v) for v in torch.stack(counts).tolist())
+    bytes_after, alloc = planned_bytes(tokens, edges, n_new, n_edges_new, cdna.max_degree)
     st.guardian.check_growth(
         cdna,
         tokens_after=tokens.n_alive + n_new,
-        edges_after=edges.n_alive + plan.n_new,
+        edges_after=edges.n_alive + n_edges_new,
         bytes_after=bytes_after,
         alloc_bytes=alloc,
         device=tokens.device,
@@ -114,175 +169,298 @@ def ingest_batch(
     # 5. apply: new tokens ...
     tick_last = tick0 + b - 1
     if n_new:
-        p = priority[new_rows]
-        new_slots = tokens.append(
-            n_new,
-            tick=tick0,
-            pos=x[new_rows],
-            vel=np.zeros((n_new, x.shape[1]), np.float32),
-            mass=np.clip(0.5 + cdna.mass_gain * p / 255.0, cdna.mass_min, cdna.mass_max).astype(np.float32),
-            radius=np.float32(cdna.token_radius),
-            strength=np.float32(cdna.token_strength),
-            kind=kind[new_rows],
-            level=0,
-            parent=-1,
-            activation=0.0,
-            hits=1,
-        )
-        tokens.scatter("born", new_slots, tick0 + new_rows)
-        tokens.scatter("seen", new_slots, tick0 + new_rows)
-        index.add(new_slots)
+        _append_tokens(tokens, cdna, nov.new_rows, xt, pri, kinds, ticks)
+        index.add(np.arange(first_new, first_new + n_new))
     edges.ensure_nodes(tokens.capacity, cdna.max_degree)
     # ... new edges and reinforced edges ...
     first_new_edge = edges.count
-    if plan.n_new:
-        cnt = plan.new_count
-        edges.append(
-            plan.new_src,
-            plan.new_dst,
-            tick_last,
-            kind=ASSOCIATED_WITH,
-            weight=plan.new_weight.astype(np.float32),
-            rest=np.float32(cdna.rest_length),
-            confidence=np.minimum(1.0, cdna.confidence_init + (cnt - 1) * lr).astype(np.float32),
-            mutability=np.where(cnt >= cdna.promotion_evidence, LEARNABLE, HYPOTHESIS),
-            evidence=cnt,
-        )
-    if plan.upd_edge.size:
-        e = plan.upd_edge
-        conf, w, ev, mut = hebbian_success(
-            edges.gather("confidence", e).astype(np.float64),
-            edges.gather("weight", e).astype(np.float64),
-            edges.gather("evidence", e),
-            edges.gather("mutability", e),
-            plan.upd_count,
-            plan.upd_res,
-            cdna,
-        )
-        edges.scatter("confidence", e, conf.astype(np.float32))
-        edges.scatter("weight", e, w.astype(np.float32))
-        edges.scatter("evidence", e, ev)
-        edges.scatter("mutability", e, mut)
-        edges.scatter("updated", e, tick_last)
+    if n_edges_new:
+        _append_edges(edges, cdna, plan, n_edges_new, tick_last)
+    if n_upd:
+        _reinforce(edges, cdna, plan, n_upd, tick_last)
     # ... resonating tokens move toward their signals and gain mass (sequential composition)
-    if fam.any():
-        _resonate(st, cdna, slots[fam], x[fam], priority[fam], tick0 + np.nonzero(fam)[0])
+    _resonate(st, cdna, slots, ~novel, xt, pri, ticks)
 
-    # 6. spreading activation
-    spread_rows, spread_nodes, spread_energy = _spread(st, cdna, slots)
-    activation_spread = np.bincount(spread_rows, minlength=b)
-    _raise_activation(tokens, spread_nodes, spread_energy)
-    tokens.scatter("activation", slots, np.float32(1.0))
-    trig_ids, trig_off = _triggered(tokens, slots, spread_rows, spread_nodes, b)
+    # 6. spreading activation (sync 3: one per hop)
+    spread_rows, spread_nodes, spread_energy = spread_torch(
+        slots,
+        edges.adj[:, :width],  # rows are packed: no edge lies past the widest row
+        edges.nbr[:, :width],
+        edges.weight,
+        cdna.activation_decay,
+        cdna.activation_depth,
+        cdna.activation_threshold,
+        cdna.weight_max,
+    )
+    activation_spread = torch.zeros(b, dtype=torch.int64, device=dev)
+    activation_spread.index_add_(0, spread_rows, torch.ones_like(spread_rows))
+    tokens.activation.scatter_reduce_(0, spread_nodes, spread_energy.to(torch.float32), "amax")
+    tokens.activation.index_fill_(0, slots, 1.0)
+    trig_ids, trig_off = _triggered(tokens, slots, spread_rows, spread_nodes)
 
     # 7. results
-    after = row_pair_energy(tokens, edges, cdna, slots, nbr, pair_mask, plan.edges_after(first_new_edge))
-    energy = after - (before if before is not None else 0.0)
+    after = row_pair_energy(tokens, edges, cdna, slots, pb, plan.edges_after(first_new_edge), None, pairs)
+    energy = after - before
     n_valid = valid.sum(1)
-    mean_d = np.where(valid, nd, 0.0).sum(1) / np.maximum(n_valid, 1)
-    anomaly = np.where(n_valid == 0, 1.0, np.minimum(mean_d / radius, 1.0))
-    safe = np.maximum(nbr, 0)
-    ids = tokens.gather("ids", slots)
-    nbr_ids = np.where(valid, tokens.gather("ids", safe), -1)
-    nbr_kind = np.where(valid, tokens.gather("kind", safe), 0)
-    nbr_aff = np.abs(tokens.gather("pos", safe)).argmax(-1)
+    dist_sum = ordered_sum(_widen(torch.where(valid, nd, 0.0), k, 0.0))  # (B,) as numpy sums k columns
+    anomaly = torch.where(n_valid == 0, 1.0, torch.clamp(dist_sum / n_valid.clamp_min(1) / radius, max=1.0))
+    safe = nbr.clamp_min(0)
     return BatchResult(
-        token_ids=torch.from_numpy(ids),
-        is_novel=torch.from_numpy(nov.is_novel),
-        neighbor_ids=torch.from_numpy(nbr_ids),
-        neighbor_distances=torch.from_numpy(np.where(valid, nd, np.inf).astype(np.float32)),
-        neighbor_resonance=torch.from_numpy(resonance.astype(np.float32)),
-        anomaly_scores=torch.from_numpy(anomaly.astype(np.float32)),
-        energy_deltas=torch.from_numpy(energy.astype(np.float32)),
-        activation_spread=torch.from_numpy(activation_spread.astype(np.int64)),
+        token_ids=take_rows(tokens.ids, slots),
+        is_novel=novel,
+        neighbor_ids=_widen(torch.where(valid, take_rows(tokens.ids, safe), -1), k, -1),
+        neighbor_distances=_widen(nd.to(torch.float32), k, torch.inf),
+        neighbor_resonance=_widen(resonance.to(torch.float32), k, 0.0),
+        anomaly_scores=anomaly.to(torch.float32),
+        energy_deltas=energy.to(torch.float32),
+        activation_spread=activation_spread,
         triggered_ids=trig_ids,
         triggered_offsets=trig_off,
-        processing_time_us=0.0,
-        neighbor_kinds=nbr_kind,
-        neighbor_affinity=nbr_aff,
+        neighbor_kinds=_widen(torch.where(valid, take_rows(tokens.kind, safe), 0), k, 0),
+        neighbor_affinity=_widen(take_rows(tokens.pos, safe).abs().argmax(-1), k, 0),
     )
 
 
-def _degrees(edges: EdgeState, pairs: np.ndarray, first_new: int) -> np.ndarray:
-    """Current learned degree of each slot in ``pairs [P, 2]`` (0 for tokens of this batch)."""
-    out = np.zeros(pairs.shape, np.int64)
-    old = pairs < first_new
-    if old.any():
-        rows = edges.degree.shape[0]
-        idx = pairs[old]
-        inside = idx < rows
-        vals = np.zeros(idx.shape, np.int64)
-        vals[inside] = edges.gather("degree", idx[inside])
-        out[old] = vals
-    return out
+def _widen(t: torch.Tensor, k: int, fill: float) -> torch.Tensor:
+    """Pad ``t [B, w]`` with ``fill`` to ``[B, k]``."""
+    if t.shape[1] == k:
+        return t
+    return torch.cat([t, t.new_full((t.shape[0], k - t.shape[1]), fill)], 1)
+
+
+def _to_device(a: np.ndarray, dtype: Any, dev: torch.device) -> torch.Tensor:
+    """A host array as a tensor on ``dev`` (a view on the CPU; an asynchronous copy elsewhere)."""
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=dtype))
+    return t if dev.type == "cpu" else t.to(dev, non_blocking=True)
+
+
+def _existing_edges(
+    edges: EdgeState, slots: torch.Tensor, nbr: torch.Tensor, ask: torch.Tensor
+) -> torch.Tensor:
+    """Slot of the learned edge joining ``slots[i]`` and ``nbr[i, j]`` where ``ask``, else -1.
+
+    Looks in the adjacency row of each row's token (a pair shares at most one learned edge).
+
+    Shapes:
+        slots ``[B]``, nbr ``[B, k]``, ask ``[B, k]`` -> ``[B, k]`` int64.
+    """
+    if edges.n_alive == 0:
+        return torch.full_like(nbr, -1)
+    a = slots.clamp(0, edges.nbr.shape[0] - 1)
+    table, order = torch.sort(take_rows(edges.nbr, a), dim=1)  # (B, D) each row's other endpoints, sorted
+    b32 = nbr.to(table.dtype)
+    col = torch.searchsorted(table, b32).clamp(max=table.shape[1] - 1)  # (B, k)
+    found = ask & (table.gather(1, col) == b32)
+    return torch.where(found, take_rows(edges.adj, a).gather(1, order.gather(1, col)).long(), -1)
+
+
+def _degree(edges: EdgeState, s: torch.Tensor, first_new: int) -> torch.Tensor:
+    """Current learned degree of each token slot (0 for tokens of this batch). Shapes: ``[P] -> [P]``."""
+    table = edges.degree
+    rows = table.shape[0]
+    known = (s < first_new) & (s < rows)
+    return torch.where(known, take_rows(table, s.clamp(0, rows - 1)).long(), 0)
+
+
+def _widest_after(edges: EdgeState, plan: Any, tokens_after: int) -> torch.Tensor:
+    """The largest learned degree of a token once the plan's new edges are in (a 0-d tensor): adjacency
+    rows are packed, so spreading activation need not look past this column."""
+    rows = max(edges.degree.shape[0], tokens_after)
+    degree = torch.zeros(rows + 1, dtype=torch.int64, device=edges.device)  # a spare slot for the refused
+    degree[: edges.degree.shape[0]] = edges.degree
+    for end in (plan.new_src, plan.new_dst):
+        degree.index_add_(0, torch.where(plan.new_mask, end, rows), torch.ones_like(end))
+    return degree[:rows].max()
+
+
+def _append_rows(store: TensorStore, n: int, columns: dict[str, Any]) -> int:
+    """Write ``n`` new rows into a store's tensors (device tensors or scalars, no host values); returns
+    the first new slot. The caller sets every column and the store's other host-side counters."""
+    start = store.count
+    store.grow(start + n)
+    for name, value in columns.items():
+        target = getattr(store, name)[start : start + n]
+        if isinstance(value, torch.Tensor):
+            target.copy_(value)
+        else:
+            target.fill_(value)
+    store.count = start + n
+    return start
+
+
+def _append_tokens(
+    tokens: TokenState,
+    cdna: CDNA,
+    rows: torch.Tensor,
+    x: torch.Tensor,
+    pri: torch.Tensor,
+    kinds: torch.Tensor,
+    ticks: torch.Tensor,
+) -> None:
+    """Insert a token for each novel row (what ``TokenState.append`` does, from device tensors)."""
+    n = rows.shape[0]
+    mass = cdna.token_mass(pri[rows].to(F64))
+    next_id = tokens.next_id
+    start = _append_rows(
+        tokens,
+        n,
+        {
+            "pos": x[rows],
+            "vel": 0.0,
+            "mass": mass.to(torch.float32),
+            "radius": cdna.token_radius,
+            "strength": cdna.token_strength,
+            "kind": kinds[rows],
+            "level": 0,
+            "parent": -1,
+            "activation": 0.0,
+            "hits": 1,
+            "born": ticks[rows],
+            "seen": ticks[rows],
+            "ids": torch.arange(next_id, next_id + n, device=x.device),
+            "alive": True,
+        },
+    )
+    # the host-side id map and counters, as TokenState.append keeps them
+    if tokens.id_to_slot.shape[0] < next_id + n:
+        grown = np.full(max(2 * tokens.id_to_slot.shape[0], next_id + n, 1024), -1, np.int64)
+        grown[: tokens.id_to_slot.shape[0]] = tokens.id_to_slot
+        tokens.id_to_slot = grown
+    tokens.id_to_slot[next_id : next_id + n] = np.arange(start, start + n)
+    tokens.next_id = next_id + n
+    tokens.n_alive += n
+
+
+def _append_edges(edges: EdgeState, cdna: CDNA, plan: Any, n: int, tick: int) -> None:
+    """Append the ``n`` admitted new hypothesis edges of ``plan``, in proposal order, and enter them in
+    the adjacency rows of both endpoints (what ``EdgeState.append`` does, from device tensors)."""
+    which = positions(plan.new_mask, n)
+
+    def admitted(t: torch.Tensor) -> torch.Tensor:
+        return take_rows(t, which)  # (n,) in proposal order
+
+    src, dst, cnt = admitted(plan.new_src), admitted(plan.new_dst), admitted(plan.new_count)
+    confidence = torch.clamp(cdna.confidence_init + (cnt - 1).to(F64) * cdna.learning_rate, max=1.0)
+    start = _append_rows(
+        edges,
+        n,
+        {
+            "src": src,
+            "dst": dst,
+            "kind": ASSOCIATED_WITH,
+            "weight": admitted(plan.new_weight).to(torch.float32),
+            "rest": cdna.rest_length,
+            "confidence": confidence.to(torch.float32),
+            "mutability": torch.where(cnt >= cdna.promotion_evidence, LEARNABLE, HYPOTHESIS),
+            "evidence": cnt,
+            "alive": True,
+            "updated": tick,
+        },
+    )
+    edges.n_alive += n
+    # adjacency: both endpoints, sources first, each entering its row after the entries already there
+    nodes = torch.cat([src, dst])  # (2n,)
+    eslots = torch.arange(start, start + n, device=src.device).repeat(2)  # (2n,)
+    cell = nodes * edges.adj.shape[1] + take_rows(edges.degree, nodes).long() + cumcount_tensor(nodes)
+    edges.adj.view(-1).index_copy_(0, cell, eslots.to(torch.int32))  # (C * D,) row-major cells
+    edges.nbr.view(-1).index_copy_(0, cell, torch.cat([dst, src]).to(torch.int32))
+    edges.degree.index_add_(0, nodes, torch.ones_like(nodes, dtype=torch.int32))
+
+
+def _reinforce(edges: EdgeState, cdna: CDNA, plan: Any, n: int, tick: int) -> None:
+    """Apply the planned co-activations to the ``n`` existing edges (:func:`hebbian_success`)."""
+    which = positions(plan.upd_mask, n)
+    e = take_rows(plan.upd_edge, which)  # (n,) distinct edge slots
+    conf, w, ev, mut = hebbian_success(
+        take_rows(edges.confidence, e).to(F64),
+        take_rows(edges.weight, e).to(F64),
+        take_rows(edges.evidence, e),
+        take_rows(edges.mutability, e),
+        take_rows(plan.upd_count, which),
+        take_rows(plan.upd_res, which),
+        cdna,
+    )
+    edges.confidence.index_copy_(0, e, conf.to(torch.float32))
+    edges.weight.index_copy_(0, e, w.to(torch.float32))
+    edges.evidence.index_copy_(0, e, ev.to(torch.int32))
+    edges.mutability.index_copy_(0, e, mut.to(torch.int8))
+    edges.updated.index_fill_(0, e, tick)
 
 
 def _resonate(
-    st: Stores, cdna: CDNA, t: np.ndarray, v: np.ndarray, priority: np.ndarray, ticks: np.ndarray
+    st: Stores,
+    cdna: CDNA,
+    slots: torch.Tensor,
+    fam: torch.Tensor,
+    x: torch.Tensor,
+    pri: torch.Tensor,
+    ticks: torch.Tensor,
 ) -> None:
     """Move each resonating token toward its signals and grow its mass, as ``m`` sequential updates would.
 
     ``pos <- pos + lr (v - pos)`` applied for signals ``v_1..v_m`` in order equals
-    ``(1 - lr)^m pos + sum_i lr (1 - lr)^(m - i) v_i``.
+    ``(1 - lr)^m pos + sum_i lr (1 - lr)^(m - i) v_i``. Every row writes its token's final values
+    (identical for the rows sharing a token; unchanged for a new token no later row resonated with), so
+    the writes need no compaction.
+
+    Shapes:
+        slots, fam (the familiar rows), pri, ticks ``[B]``; x ``[B, 8]``.
     """
     tokens = st.tokens
+    b = slots.shape[0]
     lr = cdna.learning_rate
-    uniq, inv, counts = np.unique(t, return_inverse=True, return_counts=True)
-    rank = cumcount(inv)
-    w = lr * (1.0 - lr) ** (counts[inv] - 1 - rank)  # weight of each signal in the closed form
-    acc = np.zeros((uniq.size, v.shape[1]))
-    np.add.at(acc, inv, w[:, None] * v)
-    pos = tokens.gather("pos", uniq).astype(np.float64)
-    pos = (1.0 - lr) ** counts[:, None] * pos + acc
-    pos = np.clip(pos, cdna.axis_min, cdna.axis_max)
-    gain = np.bincount(inv, weights=lr * cdna.mass_gain * priority / 255.0, minlength=uniq.size)
-    mass = np.clip(tokens.gather("mass", uniq) + gain, cdna.mass_min, cdna.mass_max)
-    last_tick = np.zeros(uniq.size, np.int64)
-    np.maximum.at(last_tick, inv, ticks)
-    tokens.scatter("pos", uniq, pos.astype(np.float32))
-    tokens.scatter("mass", uniq, mass.astype(np.float32))
-    tokens.scatter("hits", uniq, tokens.gather("hits", uniq) + counts)
-    tokens.scatter("seen", uniq, last_tick)
-    st.index.moved(uniq)
-
-
-def _spread(st: Stores, cdna: CDNA, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    edges = st.edges
-    args = (cdna.activation_decay, cdna.activation_depth, cdna.activation_threshold)
-    if edges.device.type == "cpu":
-        return spread_numpy(
-            starts, edges.np("adj"), edges.np("nbr"), edges.np("weight"), *args, cdna.weight_max
-        )
-    dev = edges.device
-    r, n, e = spread_torch(
-        torch.from_numpy(starts).to(dev), edges.adj, edges.nbr, edges.weight, *args, cdna.weight_max
-    )
-    return r.cpu().numpy(), n.cpu().numpy(), e.cpu().numpy()
-
-
-def _raise_activation(tokens: TokenState, nodes: np.ndarray, energy: np.ndarray) -> None:
-    """``activation[node] = max(activation[node], energy)``, correct when a node repeats."""
-    if nodes.size == 0:
-        return
-    if tokens.device.type == "cpu":
-        np.maximum.at(tokens.np("activation"), nodes, energy.astype(np.float32))
-        return
-    idx = torch.from_numpy(nodes).to(tokens.device)
-    val = torch.from_numpy(energy.astype(np.float32)).to(tokens.device)
-    tokens.activation.scatter_reduce_(0, idx, val, reduce="amax")
+    idx = torch.arange(b, device=slots.device)
+    order, start, group = sort_groups(slots, stable=True)  # group: rows sharing a token
+    famc = fam.long()
+    m = take_rows(torch.zeros(b, dtype=torch.int64, device=slots.device).scatter_add_(0, group, famc), group)
+    # rank of each familiar signal among its token's, in row order
+    fam_sorted = take_rows(famc, order)
+    before = torch.cumsum(fam_sorted, 0) - fam_sorted  # (B,) familiar rows before, in sorted order
+    first = torch.cummax(torch.where(start, idx, 0), 0).values  # (B,) sorted position of each run
+    rank = torch.empty_like(order).scatter_(0, order, before - take_rows(before, first))
+    w = torch.where(fam, lr * torch.pow(1.0 - lr, (m - 1 - rank).to(F64)), 0.0)  # weight in the closed form
+    acc = torch.zeros(b, x.shape[1], dtype=F64, device=slots.device)
+    acc.index_add_(0, group, w[:, None] * x.to(F64))  # (B, 8) per group
+    pos = take_rows(tokens.pos, slots).to(F64)  # (B, 8)
+    moved = torch.pow(1.0 - lr, m.to(F64))[:, None] * pos + acc[group]
+    moved = torch.stack(
+        [moved[:, i].clamp(cdna.axis_min[i], cdna.axis_max[i]) for i in range(moved.shape[1])], 1
+    )  # (B, 8) kept in the box
+    gain = torch.where(fam, cdna.resonance_gain(pri.to(F64)), 0.0)
+    gain = torch.zeros(b, dtype=F64, device=slots.device).scatter_add_(0, group, gain)[group]
+    mass = take_rows(tokens.mass, slots).to(F64)
+    last = torch.full((b,), -1, dtype=torch.int64, device=slots.device)
+    last = last.scatter_reduce(0, group, torch.where(fam, ticks, -1), "amax")[group]
+    hit = m > 0
+    # duplicate slots write identical values, so the order of the writes does not matter
+    tokens.pos.index_copy_(0, slots, torch.where(hit[:, None], moved, pos).to(torch.float32))
+    new_mass = torch.where(hit, torch.clamp(mass + gain, cdna.mass_min, cdna.mass_max), mass)
+    tokens.mass.index_copy_(0, slots, new_mass.to(torch.float32))
+    tokens.hits.index_copy_(0, slots, (take_rows(tokens.hits, slots) + m).to(torch.int32))
+    tokens.seen.index_copy_(0, slots, torch.where(hit, last, take_rows(tokens.seen, slots)))
+    if slots.device.type == "cpu":  # the tree index keeps host-side bookkeeping of moved tokens
+        moved_slots = slots.numpy()[fam.numpy()]
+        if moved_slots.size:
+            st.index.moved(np.unique(moved_slots))
 
 
 def _triggered(
-    tokens: TokenState, starts: np.ndarray, rows: np.ndarray, nodes: np.ndarray, b: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ids of activated tokens (each row's start included) of a trigger kind, as ``(ids, offsets [B+1])``."""
-    trigger = np.isin(tokens.gather("kind", np.arange(tokens.count)), TRIGGER_KINDS)  # (n,) per slot
-    if not trigger.any():
-        return np.zeros(0, np.int64), np.zeros(b + 1, np.int64)
-    all_nodes = np.concatenate([starts, nodes])
-    all_rows = np.concatenate([np.arange(b), rows])
-    hit = np.nonzero(trigger[all_nodes])[0]
-    hit = hit[np.argsort(all_rows[hit], kind="stable")]  # by row; within a row: start, then arrival order
-    offsets = np.zeros(b + 1, np.int64)
-    np.cumsum(np.bincount(all_rows[hit], minlength=b), out=offsets[1:])
-    return tokens.gather("ids", all_nodes[hit]), offsets
+    tokens: TokenState, starts: torch.Tensor, rows: torch.Tensor, nodes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids of activated tokens (each row's start included) of a trigger kind, as ``(ids, offsets [B+1])``.
+
+    ``ids`` keeps the length of all activated tokens (no host sync): row ``i`` triggered
+    ``ids[offsets[i]:offsets[i + 1]]`` (its start first, then in order of arrival); entries past
+    ``offsets[B]`` are unused.
+    """
+    b = starts.shape[0]
+    all_nodes = torch.cat([starts, nodes])
+    all_rows = torch.cat([torch.arange(b, device=starts.device), rows])
+    kind = take_rows(tokens.kind, all_nodes)
+    hit = torch.zeros_like(all_nodes, dtype=torch.bool)
+    for code in TRIGGER_KINDS:
+        hit |= kind == code
+    order = torch.sort(torch.where(hit, all_rows, b), stable=True).indices  # by row; misses last
+    counts = torch.zeros(b, dtype=torch.int64, device=starts.device).scatter_add_(0, all_rows, hit.long())
+    offsets = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+    return take_rows(tokens.ids, all_nodes[order]), offsets

@@ -8,99 +8,145 @@ state before the signal to the state after it (0 before, for a novel token).
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
+import torch
 
 from neurograph.cdna import CDNA
+from neurograph.emit.hebbian import take_rows
 from neurograph.fields.energy import repulsion_energy, spring_energy, well_energy
 from neurograph.state import EdgeState, TokenState
 
-__all__ = ["pair_energy", "pair_terms", "row_pair_energy"]
+__all__ = ["ordered_sum", "pair_terms", "row_pair_energy"]
 
-
-def pair_energy(
-    tokens: TokenState, edges: EdgeState, cdna: CDNA, t: np.ndarray, n: np.ndarray, edge: np.ndarray
-) -> np.ndarray:
-    """Pair energies between tokens ``t[i]`` and ``n[i]`` in the current state (float64).
-
-    Soft-sphere repulsion, the field well of the heavier of the two, and the spring of the learned edge
-    ``edge[i]`` joining them (-1: none).
-
-    Shapes:
-        t, n, edge ``[P]`` -> ``[P]``.
-    """
-    both = np.concatenate([t, n])
-    p = t.size
-    pos = tokens.gather("pos", both).astype(np.float64)
-    mass = tokens.gather("mass", both).astype(np.float64)
-    rad = tokens.gather("radius", both).astype(np.float64)
-    strength = tokens.gather("strength", both).astype(np.float64)
-    has = edge >= 0
-    w = np.zeros(p)
-    rest = np.zeros(p)
-    if has.any():
-        w[has] = edges.gather("weight", edge[has])
-        rest[has] = edges.gather("rest", edge[has])
-    return pair_terms(
-        pos[:p], pos[p:], mass[:p], mass[p:], rad[:p], rad[p:], strength[:p], strength[p:], w, rest, has, cdna
-    )
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 
 def pair_terms(
-    pos_a: np.ndarray,
-    pos_b: np.ndarray,
-    mass_a: np.ndarray,
-    mass_b: np.ndarray,
-    rad_a: np.ndarray,
-    rad_b: np.ndarray,
-    str_a: np.ndarray,
-    str_b: np.ndarray,
-    weight: np.ndarray,
-    rest: np.ndarray,
-    has_edge: np.ndarray,
+    pos_a: ArrayT,
+    pos_b: ArrayT,
+    mass_a: ArrayT,
+    mass_b: ArrayT,
+    rad_a: ArrayT,
+    rad_b: ArrayT,
+    str_a: ArrayT,
+    str_b: ArrayT,
+    weight: ArrayT,
+    rest: ArrayT,
+    has_edge: ArrayT,
     cdna: CDNA,
-) -> np.ndarray:
-    """The pair energies of :func:`pair_energy` from token attributes (float64 arrays).
+) -> ArrayT:
+    """Pair energies between tokens ``a`` and ``b`` from their attributes (float64).
+
+    Soft-sphere repulsion, the field well of the heavier of the two, and the spring of the learned edge
+    joining them (``weight``, ``rest``; where ``has_edge``). numpy arrays or torch tensors (the same kind
+    comes back): the single-signal path and the batch path share this one formula, and round alike (the
+    tensor branch sums the axes in numpy's order).
 
     Shapes:
-        pos_a, pos_b ``[P, 8]``; every other array ``[P]`` -> ``[P]``.
+        pos_a, pos_b ``[..., 8]``; every other array ``[...]`` (broadcastable) -> ``[...]``.
     """
     diff = pos_a - pos_b
-    d = np.sqrt((diff * diff * np.asarray(cdna.axis_scale)).sum(1))
+    if isinstance(diff, torch.Tensor):
+        sq = diff * diff
+        if any(s != 1.0 for s in cdna.axis_scale):  # (x * 1.0 is x: skipped for the plain metric)
+            sq = sq * torch.tensor(cdna.axis_scale, dtype=diff.dtype).to(diff.device, non_blocking=True)
+        d = torch.sqrt(ordered_sum(sq))
+
+        def only(mask: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            return v * mask  # v is finite: the values of where(mask, v, 0), faster on the CPU
+
+    else:
+        d = np.sqrt((diff * diff * np.asarray(cdna.axis_scale)).sum(-1))
+
+        def only(mask: np.ndarray, v: np.ndarray) -> np.ndarray:
+            return np.where(mask, v, 0.0)
+
     e = repulsion_energy(d, rad_a + rad_b, cdna.repulsion_k)
     heavier_b = mass_b > mass_a
-    e += np.where(heavier_b, well_energy(d, str_b, mass_b, rad_b, cdna.well_k), 0.0)
-    e += np.where(~heavier_b & (mass_a > mass_b), well_energy(d, str_a, mass_a, rad_a, cdna.well_k), 0.0)
-    e += np.where(has_edge, spring_energy(d, weight, rest, cdna.spring_k), 0.0)
-    return e
+    e = e + only(heavier_b, well_energy(d, str_b, mass_b, rad_b, cdna.well_k))
+    e = e + only(~heavier_b & (mass_a > mass_b), well_energy(d, str_a, mass_a, rad_a, cdna.well_k))
+    return e + only(has_edge, spring_energy(d, weight, rest, cdna.spring_k))
+
+
+def ordered_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over the last axis, associated as numpy's pairwise ``sum`` associates ``n`` numbers, so that
+    a tensor path and a numpy path round alike: eight partial sums over blocks of eight, combined as a
+    tree, the rest added in order (fewer than eight: added in order from 0; more than 128: halved).
+
+    Shapes:
+        ``[..., n]`` -> ``[...]``.
+    """
+    n = t.shape[-1]
+    if n < 8:
+        out = torch.zeros(t.shape[:-1], dtype=t.dtype, device=t.device)
+        for i in range(n):
+            out = out + t[..., i]
+        return out
+    if n > 128:
+        half = n // 2 - (n // 2) % 8
+        return ordered_sum(t[..., :half]) + ordered_sum(t[..., half:])
+    m = n - n % 8
+    r = t[..., :8]
+    for i in range(8, m, 8):
+        r = r + t[..., i : i + 8]  # (..., 8) partial sums
+    r = r[..., 0::2] + r[..., 1::2]  # (..., 4) (r0 + r1), (r2 + r3), ...
+    r = r[..., 0::2] + r[..., 1::2]  # (..., 2)
+    out = r[..., 0] + r[..., 1]
+    for i in range(m, n):
+        out = out + t[..., i]
+    return out
 
 
 def row_pair_energy(
     tokens: TokenState,
     edges: EdgeState,
     cdna: CDNA,
-    slots: np.ndarray,
-    nbr: np.ndarray,
-    pair_mask: np.ndarray,
-    pair_edge: np.ndarray,
-    only: np.ndarray | None = None,
-) -> np.ndarray:
-    """Per row, the summed pair energies between the row's token and its other neighbours.
+    slots: torch.Tensor,
+    b: torch.Tensor,
+    pair_edge: torch.Tensor,
+    count: torch.Tensor | None,
+    pairs: tuple[torch.Tensor, int],
+) -> torch.Tensor:
+    """Per row, the summed pair energies between the row's token and its other neighbours, now.
+
+    Tensor work on the stores' device. Each row's pairs are summed left to right (as a sequential emit
+    sums them), in the order of the row's neighbour table.
 
     Args:
-        slots: ``[B]`` result token of each row.
-        nbr: ``[B, k]`` neighbour slots.
-        pair_mask: ``[B, k]`` the co-activated pairs (row-major order = ``pair_edge`` order).
+        tokens, edges: the stores, read as they are now.
+        cdna: the constitution in force.
+        slots: ``[B]`` each row's token.
+        b: ``[P]`` the neighbour of each pair.
         pair_edge: ``[P]`` edge slot joining each pair (-1: none).
-        only: ``[B, k]`` restricts the sum to these pairs (e.g. pairs that existed before the batch).
+        count: ``[P]`` bool, the pairs to count (``None``: all).
+        pairs: ``(at, w)``: ``at [P]`` is each pair's row-major place in the ``[B, w]`` neighbour table.
 
     Returns:
         ``[B]`` float64.
     """
-    out = np.zeros(slots.shape[0])
-    rows, cols = np.nonzero(pair_mask)
-    if only is not None:
-        keep = only[rows, cols]
-        rows, cols, pair_edge = rows[keep], cols[keep], pair_edge[keep]
-    if rows.size:
-        np.add.at(out, rows, pair_energy(tokens, edges, cdna, slots[rows], nbr[rows, cols], pair_edge))
+    at, width = pairs
+    rows = slots.shape[0]
+    row = at // max(width, 1)  # (P,) the row of each pair
+    f64 = torch.float64
+
+    def attr(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # the row's token: gathered per row, spread to its pairs (a small table, converted once)
+        return take_rows(take_rows(t, slots).to(f64), row), take_rows(t, b).to(f64)  # (P, ...) each
+
+    (ma, mb), (ra, rb), (sa, sb), (pa, pb) = (
+        attr(t) for t in (tokens.mass, tokens.radius, tokens.strength, tokens.pos)
+    )
+    has = pair_edge >= 0
+    edge = pair_edge.clamp_min(0)
+    w = take_rows(edges.weight, edge).to(f64) * has  # (P,), 0 without an edge
+    rest = take_rows(edges.rest, edge).to(f64) * has
+    e = pair_terms(pa, pb, ma, mb, ra, rb, sa, sb, w, rest, has, cdna)  # (P,)
+    if count is not None:
+        e = torch.where(count, e, 0.0)
+    table = torch.zeros(rows * width, dtype=f64, device=slots.device).index_copy_(0, at, e).view(rows, width)
+    out = torch.zeros(rows, dtype=f64, device=slots.device)
+    for j in range(width):
+        out = out + table[:, j]
     return out

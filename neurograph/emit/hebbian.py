@@ -54,46 +54,66 @@ import torch
 
 from neurograph.cdna import CDNA
 from neurograph.kinds import ASSOCIATED_WITH, HYPOTHESIS, IMMUTABLE, LEARNABLE, is_learned_kind
-from neurograph.state import EdgeState, cumcount
+from neurograph.state import EdgeState
 
 __all__ = [
     "EdgePlan",
     "LearningStats",
     "apply_learning",
+    "cumcount_tensor",
     "decay_confidence",
     "hebbian_failure",
     "hebbian_success",
     "plan_edges",
+    "positions",
+    "positions_by_scan",
     "promote",
     "prune_mask",
+    "sort_groups",
+    "take_rows",
 ]
 
 
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+
+def _where(cond: Any, a: Any, b: Any) -> Any:
+    return torch.where(cond, a, b) if isinstance(cond, torch.Tensor) else np.where(cond, a, b)
+
+
 def hebbian_success(
-    confidence: np.ndarray,
-    weight: np.ndarray,
-    evidence: np.ndarray,
-    mutability: np.ndarray,
-    count: np.ndarray,
-    resonance: np.ndarray,
+    confidence: ArrayT,
+    weight: ArrayT,
+    evidence: ArrayT,
+    mutability: ArrayT,
+    count: ArrayT,
+    resonance: ArrayT,
     cdna: CDNA,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[ArrayT, ArrayT, ArrayT, ArrayT]:
     """Apply ``count`` co-activations to existing edges (immutable edges are returned unchanged).
+
+    Takes numpy arrays or torch tensors (float64 ``confidence``, ``weight``, ``resonance``) and returns
+    the same kind: the single-signal path and the batch path share this one formula.
 
     Shapes:
         every argument ``[P]`` -> ``(confidence, weight, evidence, mutability)`` each ``[P]``.
     """
     lr = cdna.learning_rate
     frozen = mutability == IMMUTABLE
-    conf = np.minimum(1.0, confidence + count * lr)
-    w = resonance + (1.0 - lr) ** count * (weight - resonance)
-    w = np.clip(w, cdna.weight_min, cdna.weight_max)
+    if isinstance(confidence, torch.Tensor):
+        conf = torch.clamp(confidence + count.to(confidence.dtype) * lr, max=1.0)
+        keep = torch.pow(1.0 - lr, count.to(weight.dtype))  # (1 - lr)^count
+        w = torch.clamp(resonance + keep * (weight - resonance), cdna.weight_min, cdna.weight_max)
+    else:
+        conf = np.minimum(1.0, confidence + count * lr)
+        w = resonance + (1.0 - lr) ** count * (weight - resonance)
+        w = np.clip(w, cdna.weight_min, cdna.weight_max)
     ev = evidence + count
-    mut = np.where((mutability == HYPOTHESIS) & (ev >= cdna.promotion_evidence), LEARNABLE, mutability)
+    mut = _where((mutability == HYPOTHESIS) & (ev >= cdna.promotion_evidence), LEARNABLE, mutability)
     return (
-        np.where(frozen, confidence, conf),
-        np.where(frozen, weight, w),
-        np.where(frozen, evidence, ev),
+        _where(frozen, confidence, conf),
+        _where(frozen, weight, w),
+        _where(frozen, evidence, ev),
         mut,
     )
 
@@ -108,45 +128,58 @@ def hebbian_failure(confidence: np.ndarray, mutability: np.ndarray, cdna: CDNA) 
 class EdgePlan:
     """Edge changes planned for a batch, applied only after the quotas were checked.
 
+    Every tensor is indexed like the proposed pairs, ``[P]`` (no host sync to size it), with masks: the
+    first pair of each distinct pair (its *lead*) speaks for all its repeats, so the masked entries come
+    in signal order.
+
     Shapes:
-        upd_edge ``[U]`` slots of existing edges to reinforce, upd_count ``[U]``, upd_res ``[U]``;
-        new_src, new_dst ``[N]`` token slots, new_weight, new_count ``[N]``; pair_edge ``[P]`` for every
-        proposed pair the existing edge slot, or ``-2 - j`` for the ``j``-th new edge, or -1 (refused).
+        upd_mask ``[P]`` bool: a lead pair whose existing edge is reinforced; upd_edge ``[P]`` its slot,
+        upd_count ``[P]`` co-activations of the pair, upd_res ``[P]`` float64 their mean resonance;
+        new_mask ``[P]`` bool: a lead pair admitted as a new edge (the ``j``-th admitted one is new edge
+        ``j``); new_src, new_dst ``[P]`` token slots (``src < dst``), new_weight ``[P]`` float64,
+        new_count ``[P]``; pair_edge ``[P]`` for every proposed pair the existing edge slot, or ``-2 - j``
+        for the ``j``-th new edge, or -1 (none, or refused).
     """
 
-    upd_edge: np.ndarray
-    upd_count: np.ndarray
-    upd_res: np.ndarray
-    new_src: np.ndarray
-    new_dst: np.ndarray
-    new_weight: np.ndarray
-    new_count: np.ndarray
-    pair_edge: np.ndarray
+    upd_mask: torch.Tensor
+    upd_edge: torch.Tensor
+    upd_count: torch.Tensor
+    upd_res: torch.Tensor
+    new_mask: torch.Tensor
+    new_src: torch.Tensor
+    new_dst: torch.Tensor
+    new_weight: torch.Tensor
+    new_count: torch.Tensor
+    pair_edge: torch.Tensor
 
-    @property
-    def n_new(self) -> int:
-        return int(self.new_src.size)
-
-    def edges_after(self, first_new_edge: int) -> np.ndarray:
+    def edges_after(self, first_new_edge: int) -> torch.Tensor:
         """Edge slot joining each proposed pair once the plan is applied with new edges appended from
-        slot ``first_new_edge`` (-1 where the new edge was refused). Shapes: ``[P]``."""
+        slot ``first_new_edge`` (-1 where there is none). Shapes: ``[P]``."""
         e = self.pair_edge
-        return np.where(e <= -2, first_new_edge + (-2 - e), e)
+        return torch.where(e <= -2, first_new_edge + (-2 - e), e)
+
+
+_NO_KEY = torch.iinfo(torch.int64).max
+_INT32_ROWS = 1 << 30  # cumcount_tensor sorts int32 keys below this length (token slots stay below 2^31)
 
 
 def plan_edges(
-    a: np.ndarray,
-    b: np.ndarray,
-    resonance: np.ndarray,
-    existing: np.ndarray,
-    degree_of: np.ndarray,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    pair_mask: torch.Tensor | None,
+    resonance: torch.Tensor,
+    existing: torch.Tensor,
+    degree_of: torch.Tensor,
     cdna: CDNA,
 ) -> EdgePlan:
     """Deduplicate co-activated pairs, split them into reinforcements and new hypotheses, bound degrees.
 
+    Fixed-shape tensor work on the pairs' device (sorts, scans and scatters; no host sync).
+
     Args:
-        a, b: ``[P]`` token slots of co-activated pairs, in signal order (``a != b``).
-        resonance: ``[P]`` resonance of each co-activation.
+        a, b: ``[P]`` token slots of the proposed pairs, in signal order (``a != b`` where proposed).
+        pair_mask: ``[P]`` bool, which entries are proposed pairs (``None``: all).
+        resonance: ``[P]`` float64 resonance of each co-activation.
         existing: ``[P]`` slot of the learned edge already joining the pair, or -1.
         degree_of: ``[P, 2]`` current degrees of ``a`` and ``b`` (0 for tokens not yet inserted).
         cdna: the constitution in force.
@@ -154,52 +187,118 @@ def plan_edges(
     Returns:
         An :class:`EdgePlan`.
     """
-    lo = np.minimum(a, b)
-    hi = np.maximum(a, b)
-    key = lo * (1 << 32) + hi
-    uniq, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
-    res_sum = np.bincount(inverse, weights=resonance, minlength=uniq.size)
-    res_mean = res_sum / counts
-    res_max = np.zeros(uniq.size)
-    np.maximum.at(res_max, inverse, resonance)
-    ex = existing[first]
-    old = ex >= 0
-    # new hypotheses, in the order of the first signal that proposed them
-    new = np.nonzero(~old)[0]
-    new = new[np.argsort(first[new], kind="stable")]
+    p = a.shape[0]
+    dev = a.device
+    if pair_mask is None:
+        pair_mask = torch.ones(p, dtype=torch.bool, device=dev)
+    pos = torch.arange(p, device=dev)
+    lo = torch.minimum(a, b)
+    hi = torch.maximum(a, b)
+    key = torch.where(pair_mask, lo * (1 << 32) + hi, _NO_KEY)
+    group = sort_groups(key)[2]  # (P,) group (distinct pair) of each proposed pair
+    res = resonance * pair_mask  # (finite) resonance of the proposed pairs, 0 elsewhere
+    counts = torch.zeros(p, dtype=torch.int64, device=dev).scatter_add_(0, group, pair_mask.long())
+    res_sum = torch.zeros(p, dtype=res.dtype, device=dev).scatter_add_(0, group, res)
+    res_max = torch.zeros(p, dtype=res.dtype, device=dev).scatter_reduce_(0, group, res, "amax")
+    first = torch.full((p,), p, dtype=torch.int64, device=dev)
+    first.scatter_reduce_(0, group, torch.where(pair_mask, pos, p), "amin")
+    lead = pair_mask & (take_rows(first, group) == pos)  # (P,) the first pair of each group: it speaks for it
+    count = take_rows(counts, group)  # (P,) co-activations of each pair's group
+    old = lead & (existing >= 0)
+    # new hypotheses: lead pairs without an edge, in signal order (the order of their first proposal)
+    prop = lead & (existing < 0)
     if not cdna.allows_edge_kind(ASSOCIATED_WITH):
-        new = new[:0]
-    src, dst = lo[first[new]], hi[first[new]]
-    swap = a[first[new]] != src  # degree_of is ordered as (a, b)
-    deg_src = np.where(swap, degree_of[first[new], 1], degree_of[first[new], 0])
-    deg_dst = np.where(swap, degree_of[first[new], 0], degree_of[first[new], 1])
-    occ = np.empty(2 * new.size, np.int64)  # endpoints in proposal order: rank among a node's new edges
-    occ[0::2], occ[1::2] = src, dst
-    rank = cumcount(occ)
-    ok = (deg_src + rank[0::2] < cdna.max_degree) & (deg_dst + rank[1::2] < cdna.max_degree)
-    new = new[ok]
-    uniq_edge = np.where(old, ex, -1)  # per unique pair: existing slot, new-edge code, or refused
-    uniq_edge[new] = -2 - np.arange(new.size)
+        prop = torch.zeros_like(prop)
+    swap = a != lo  # degree_of is ordered as (a, b)
+    deg_lo = torch.where(swap, degree_of[:, 1], degree_of[:, 0])
+    deg_hi = torch.where(swap, degree_of[:, 0], degree_of[:, 1])
+    # endpoints interleaved (lo, hi) in proposal order: rank among a node's new edges
+    occ = torch.stack([lo, hi], 1).reshape(2 * p)  # (2P,)
+    occ = torch.where(prop[:, None].expand(p, 2).reshape(2 * p), occ, -1 - torch.arange(2 * p, device=dev))
+    rank = cumcount_tensor(occ).view(p, 2)  # (P, 2)
+    ok = prop & (deg_lo + rank[:, 0] < cdna.max_degree) & (deg_hi + rank[:, 1] < cdna.max_degree)
+    j = torch.cumsum(ok, 0) - 1  # (P,) number of each admitted edge
+    code = torch.where(old, existing, torch.where(ok, -2 - j, -1))  # per lead pair
+    group_edge = torch.full((p + 1,), -1, dtype=torch.int64, device=dev)
+    group_edge.scatter_(0, torch.where(lead, group, p), code)  # one lead per group; the rest: spare slot
     return EdgePlan(
-        upd_edge=ex[old],
-        upd_count=counts[old],
-        upd_res=res_mean[old],
-        new_src=lo[first[new]],
-        new_dst=hi[first[new]],
-        new_weight=np.clip(res_max[new] * cdna.confidence_init, cdna.weight_min, cdna.weight_max),
-        new_count=counts[new],
-        pair_edge=uniq_edge[inverse],
+        upd_mask=old,
+        upd_edge=existing,
+        upd_count=count,
+        upd_res=take_rows(res_sum, group) / count.clamp_min(1),
+        new_mask=ok,
+        new_src=lo,
+        new_dst=hi,
+        new_weight=torch.clamp(
+            take_rows(res_max, group) * cdna.confidence_init, cdna.weight_min, cdna.weight_max
+        ),
+        new_count=count,
+        pair_edge=torch.where(pair_mask, take_rows(group_edge, group), -1),
     )
 
 
+def cumcount_tensor(keys: torch.Tensor) -> torch.Tensor:
+    """Occurrence number of each element among equal earlier elements (the tensor twin of
+    :func:`neurograph.state.cumcount`): ``[5, 3, 5, 5] -> [0, 0, 1, 2]``. One stable sort, no host sync.
+
+    Shapes:
+        keys ``[n]`` int64 -> ``[n]`` int64.
+    """
+    n = keys.shape[0]
+    idx = torch.arange(n, device=keys.device)
+    if keys.dtype == torch.int64 and n < _INT32_ROWS:  # slots and -1 - position fit in int32: faster sort
+        keys = keys.to(torch.int32)
+    order, start, _ = sort_groups(keys, stable=True)
+    group_start = torch.cummax(torch.where(start, idx, 0), 0).values  # (n,) sorted position of each run
+    return torch.empty_like(idx).scatter_(0, order, idx - group_start)
+
+
+def sort_groups(keys: torch.Tensor, stable: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sort ``keys`` and number the runs of equal keys (the groups), without a host sync.
+
+    Returns:
+        ``(order, start, group)``: the sorting permutation ``[n]``; ``[n]`` bool, whether each sorted
+        position begins a run; the run (group) number of each element, in the original order ``[n]``.
+    """
+    sorted_keys, order = torch.sort(keys, stable=stable)
+    start = torch.ones(keys.shape[0], dtype=torch.bool, device=keys.device)
+    start[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    group = torch.empty_like(order).scatter_(0, order, torch.cumsum(start, 0) - 1)
+    return order, start, group
+
+
+def take_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``t[idx]`` for an integer index tensor of any shape, by ``index_select`` (on the CPU several
+    times faster than advanced indexing).
+
+    Shapes:
+        t ``[C, ...]``, idx ``[...]`` -> ``[*idx.shape, ...]``.
+    """
+    return torch.index_select(t, 0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
+
+
+def positions(keep: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the ``True`` entries of ``keep``, ascending: ``nonzero`` without its host sync, given
+    their number ``n`` (read at a sync point). On the CPU, where a sync costs nothing, ``nonzero`` itself.
+
+    Shapes:
+        keep ``[P]`` bool -> ``[n]`` int64.
+    """
+    if keep.device.type == "cpu":
+        return torch.nonzero(keep).view(-1)
+    return positions_by_scan(keep, n)
+
+
+def positions_by_scan(keep: torch.Tensor, n: int) -> torch.Tensor:
+    """:func:`positions` by a scan and a scatter (no host sync on any device)."""
+    rank = torch.cumsum(keep, 0) - 1
+    out = torch.empty(n + 1, dtype=torch.int64, device=keep.device)
+    idx = torch.arange(keep.shape[0], device=keep.device)
+    out.scatter_(0, torch.where(keep, rank, n), idx)  # dropped entries all land on the spare slot n
+    return out[:n]
+
+
 # --- upkeep over engine time ------------------------------------------------------------------------
-ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
-
-
-def _where(cond: Any, a: Any, b: Any) -> Any:
-    return torch.where(cond, a, b) if isinstance(cond, torch.Tensor) else np.where(cond, a, b)
-
-
 def decay_confidence(confidence: ArrayT, mutability: ArrayT, elapsed: ArrayT, cdna: CDNA) -> ArrayT:
     """Hypotheses lose ``decay_rate`` per tick: ``max(0, c - decay_rate * elapsed)``; others unchanged.
 

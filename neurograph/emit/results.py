@@ -16,13 +16,13 @@
 
 :class:`BatchResult` holds the same per row as tensors (``b.token_ids``, ``b.is_novel``,
 ``b.neighbor_ids``, ``b.neighbor_distances``, ``b.anomaly_scores``, ...); ``b[i]`` is row ``i`` as an
-:class:`EmitResult`.
+:class:`EmitResult`. The batch path leaves its tensors on the engine's device
+(``b.device_tensors``); the attributes and ``b[i]`` read host copies, made once (the API edge).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -82,16 +82,39 @@ class EmitResult(Mapping[str, Any]):
         )
 
 
-@dataclass
+_DEVICE_FIELDS = (
+    "token_ids",
+    "is_novel",
+    "neighbor_ids",
+    "neighbor_distances",
+    "neighbor_resonance",
+    "anomaly_scores",
+    "energy_deltas",
+    "activation_spread",
+    "triggered_ids",
+    "triggered_offsets",
+    "neighbor_kinds",
+    "neighbor_affinity",
+)
+_NUMPY_FIELDS = ("triggered_ids", "triggered_offsets", "neighbor_kinds", "neighbor_affinity")
+
+
 class BatchResult:
     """What a batch of ``B`` signals did, row by row.
+
+    The batch path builds it from tensors on the engine's device without a host sync
+    (:attr:`device_tensors`). The attributes below are host copies, made for all of them at once on the
+    first read (one sync: the API edge) and kept; on a CPU engine they are the very same tensors.
 
     Shapes:
         token_ids ``[B]`` int64, is_novel ``[B]`` bool, neighbor_ids ``[B, k]`` int64 (-1 padded),
         neighbor_distances ``[B, k]`` float32 (inf padded), neighbor_resonance ``[B, k]`` float32,
-        anomaly_scores ``[B]`` float32, energy_deltas ``[B]`` float32, activation_spread ``[B]`` int64;
-        triggered_ids ``[T]`` int64 with triggered_offsets ``[B + 1]``: row ``i`` triggered
-        ``triggered_ids[offsets[i]:offsets[i + 1]]`` (see :attr:`triggered_actions`).
+        anomaly_scores ``[B]`` float32, energy_deltas ``[B]`` float32, activation_spread ``[B]`` int64
+        (torch tensors); triggered_ids ``[T]`` int64 with triggered_offsets ``[B + 1]``: row ``i``
+        triggered ``triggered_ids[offsets[i]:offsets[i + 1]]`` (see :attr:`triggered_actions`);
+        neighbor_kinds ``[B, k]`` entity kind codes and neighbor_affinity ``[B, k]`` axis index of each
+        neighbour's largest ``|component|`` (numpy arrays). On the device ``triggered_ids`` may be
+        longer than ``T`` (the entries past ``offsets[B]`` are unused).
     """
 
     token_ids: torch.Tensor
@@ -104,14 +127,46 @@ class BatchResult:
     activation_spread: torch.Tensor
     triggered_ids: np.ndarray
     triggered_offsets: np.ndarray
-    processing_time_us: float
-    neighbor_kinds: np.ndarray  # [B, k] entity kind codes of the neighbours
-    neighbor_affinity: np.ndarray  # [B, k] axis index of each neighbour's largest |component|
+    neighbor_kinds: np.ndarray
+    neighbor_affinity: np.ndarray
+
+    def __init__(self, *, processing_time_us: float = 0.0, **tensors: torch.Tensor) -> None:
+        missing = set(_DEVICE_FIELDS) - set(tensors)
+        if missing:
+            raise TypeError(f"BatchResult needs {sorted(missing)}")
+        self.device_tensors: dict[str, torch.Tensor] = {k: tensors[k] for k in _DEVICE_FIELDS}
+        self.processing_time_us = processing_time_us
+        self._host: dict[str, Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:  # the host copies of the per-row fields
+        if name in _DEVICE_FIELDS:
+            return self.host()[name]
+        raise AttributeError(name)
+
+    def host(self) -> dict[str, Any]:
+        """Every field on the host (copied once: the first call syncs with the device)."""
+        if self._host is None:
+            dev = self.device_tensors["token_ids"]
+            if dev.device.type == "cpu":
+                host = dict(self.device_tensors)
+            else:
+                host = {k: t.to("cpu", non_blocking=True) for k, t in self.device_tensors.items()}
+                torch.cuda.current_stream(dev.device).synchronize()  # one sync for all of them
+            for name in _NUMPY_FIELDS:
+                host[name] = host[name].numpy()
+            host["triggered_ids"] = host["triggered_ids"][: int(host["triggered_offsets"][-1])]
+            self._host = host
+        return self._host
+
+    @property
+    def device(self) -> torch.device:
+        """Where :attr:`device_tensors` live (the engine's device)."""
+        return self.device_tensors["token_ids"].device
 
     def __len__(self) -> int:
-        return int(self.token_ids.shape[0])
+        return int(self.device_tensors["token_ids"].shape[0])
 
-    def __iter__(self) -> Iterator[EmitResult]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[EmitResult]:
         return (self[i] for i in range(len(self)))
 
     def __getitem__(self, i: int) -> EmitResult:
@@ -119,33 +174,33 @@ class BatchResult:
         if not -n <= i < n:
             raise IndexError(f"row {i} out of range for a batch of {n}")
         i %= n
-        ids = self.neighbor_ids[i].tolist()
-        dist = self.neighbor_distances[i].tolist()
-        res = self.neighbor_resonance[i].tolist()
-        kinds = self.neighbor_kinds[i]
-        aff = self.neighbor_affinity[i]
+        h = self.host()
+        ids = h["neighbor_ids"][i].tolist()
+        dist = h["neighbor_distances"][i].tolist()
+        res = h["neighbor_resonance"][i].tolist()
+        kinds = h["neighbor_kinds"][i].tolist()
+        aff = h["neighbor_affinity"][i].tolist()
+        off = h["triggered_offsets"]
         neighbors = [
             {
                 "token_id": tid,
                 "distance": dist[j],
                 "resonance": res[j],
-                "token_type": ENTITY_KINDS[int(kinds[j])],
-                "layer_affinity": AXES[int(aff[j])],
+                "token_type": ENTITY_KINDS[kinds[j]],
+                "layer_affinity": AXES[aff[j]],
             }
             for j, tid in enumerate(ids)
             if tid >= 0
         ]
         return EmitResult(
-            token_id=int(self.token_ids[i]),
-            is_novel=bool(self.is_novel[i]),
+            token_id=int(h["token_ids"][i]),
+            is_novel=bool(h["is_novel"][i]),
             neighbors=neighbors,
-            anomaly_score=float(self.anomaly_scores[i]),
+            anomaly_score=float(h["anomaly_scores"][i]),
             resonance=neighbors[0]["resonance"] if neighbors else 0.0,
-            energy_delta=float(self.energy_deltas[i]),
-            activation_spread=int(self.activation_spread[i]),
-            triggered_actions=self.triggered_ids[
-                self.triggered_offsets[i] : self.triggered_offsets[i + 1]
-            ].tolist(),
+            energy_delta=float(h["energy_deltas"][i]),
+            activation_spread=int(h["activation_spread"][i]),
+            triggered_actions=h["triggered_ids"][off[i] : off[i + 1]].tolist(),
             processing_time_us=self.processing_time_us / max(n, 1),
         )
 
