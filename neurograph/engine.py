@@ -62,7 +62,7 @@ from neurograph.neighbors import NeighborIndex
 from neurograph.persist import Store, StoreConfig, is_store
 from neurograph.query import Encoder, Query, edges_frame, run_query, tokens_frame
 from neurograph.space import AXES
-from neurograph.state import EdgeState, TokenState, planned_bytes
+from neurograph.state import EdgeState, TokenState
 
 __all__ = ["Engine", "SignalSystem"]
 
@@ -288,15 +288,7 @@ class Engine:
         b = x.shape[0]
         pri = self.guardian.check_priorities(priorities, b, batch=True)
         kind = self.guardian.check_kinds(kinds, b)
-        bytes_after, alloc = planned_bytes(self.token_state, self.edge_state, b, 0, cdna.max_degree)
-        self.guardian.check_growth(
-            cdna,
-            tokens_after=self.token_state.n_alive + b,
-            edges_after=self.edge_state.n_alive,
-            bytes_after=bytes_after,
-            alloc_bytes=alloc,
-            device=self.device,
-        )
+        self.guardian.check_growth(cdna, self.token_state, self.edge_state, new_tokens=b)
         slots = self.token_state.append(
             b,
             tick=self.tick,

@@ -98,6 +98,14 @@ class Guardian:
         Returns:
             ``(x [B, 8] float32 clamped into the box, clamped [B] bool)`` (``B = 1`` for a single vector).
         """
+        single = not batch and type(vectors) is np.ndarray and vectors.shape == (DIM,)
+        if single and vectors.dtype.char in "fd":
+            # the common single signal: 8 floats inside the box are finite and need no clamping
+            vals = vectors.tolist()
+            if max(map(abs, vals)) <= _F32_MAX and all(
+                lo <= v <= hi for v, lo, hi in zip(vals, cdna.axis_min, cdna.axis_max)
+            ):
+                return vectors.astype(np.float32).reshape(1, DIM), np.zeros(1, bool)
         field = "vectors" if batch else "vector"
         x = _to_array(vectors, field)
         if batch:
@@ -138,6 +146,8 @@ class Guardian:
 
     def check_priorities(self, priorities: Any, n: int, batch: bool) -> np.ndarray:
         """Validate priorities: ints in 0..255; one for all rows or one per row. Returns ``[n]`` int64."""
+        if type(priorities) is int and 0 <= priorities <= 255:  # the common case, checked in full
+            return np.full(n, priorities, dtype=np.int64)
         field = "priorities" if batch else "priority"
         if isinstance(priorities, (int, np.integer)) and not isinstance(priorities, (bool, np.bool_)):
             p = np.full(n, int(priorities), dtype=np.int64)
@@ -234,30 +244,55 @@ class Guardian:
     def check_growth(
         self,
         cdna: CDNA,
+        tokens: TokenState,
+        edges: EdgeState,
         *,
-        tokens_after: int,
-        edges_after: int,
-        bytes_after: int,
-        alloc_bytes: int = 0,
-        device: torch.device | None = None,
+        new_tokens: int = 0,
+        new_edges: int = 0,
+        removed_tokens: int = 0,
+        removed_edges: int = 0,
     ) -> None:
-        """Refuse a growth that would break a quota (before anything is allocated).
+        """Refuse a growth that would break a quota, before anything is allocated (every operation that
+        grows the stores asks here: emit, emit_batch, add_tokens, the hierarchy).
+
+        The footprint after the growth, with any capacity doubling, is planned by
+        :func:`~neurograph.state.planned_bytes`.
 
         Args:
             cdna: the constitution in force.
-            tokens_after: alive tokens after the growth.
-            edges_after: alive edges after the growth.
-            bytes_after: tensor footprint of the store after the growth (capacities after doubling).
-            alloc_bytes: bytes the growth newly allocates (a capacity doubling), checked against free
-                device memory on CUDA.
-            device: where the store lives.
+            tokens, edges: the stores as they are now.
+            new_tokens, new_edges: what the operation adds.
+            removed_tokens, removed_edges: what it removes at the same time (a hierarchy rebuild).
+
+        Raises:
+            QuotaExceeded: ``max_tokens``, ``max_edges``, ``max_memory_bytes`` or, on CUDA, the free device
+                memory would be exceeded (nothing changed).
         """
+        after, alloc = planned_bytes(tokens, edges, new_tokens, new_edges, cdna.max_degree)
+        self._check_quotas(
+            cdna,
+            tokens.n_alive + new_tokens - removed_tokens,
+            edges.n_alive + new_edges - removed_edges,
+            after,
+            alloc,
+            tokens.device,
+        )
+
+    def _check_quotas(
+        self,
+        cdna: CDNA,
+        tokens_after: int,
+        edges_after: int,
+        bytes_after: int,
+        alloc_bytes: int,
+        device: torch.device,
+    ) -> None:
         checks: list[tuple[str, float, float]] = [
             ("max_tokens", cdna.max_tokens, tokens_after),
             ("max_edges", cdna.max_edges, edges_after),
             ("max_memory_bytes", cdna.max_memory_bytes, bytes_after),
         ]
-        if alloc_bytes and device is not None and device.type == "cuda":
+        if alloc_bytes and device.type == "cuda":
             free, _total = torch.cuda.mem_get_info(device)
             checks.append(("device_memory", free, alloc_bytes))
         for quota, limit, requested in checks:

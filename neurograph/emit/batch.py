@@ -70,7 +70,7 @@ from neurograph.emit.results import BatchResult
 from neurograph.guardian import Guardian
 from neurograph.kinds import ASSOCIATED_WITH, HYPOTHESIS, LEARNABLE, TRIGGER_KINDS
 from neurograph.neighbors import NeighborIndex
-from neurograph.state import EdgeState, TokenState, planned_bytes
+from neurograph.state import EdgeState, TokenState
 from neurograph.tensors import TensorStore
 
 __all__ = ["Stores", "ingest_batch"]
@@ -156,15 +156,7 @@ def _ingest(
     # 4. quotas, before anything grows (sync 2)
     counts = [plan.new_mask.sum(), plan.upd_mask.sum(), _widest_after(edges, plan, first_new + n_new)]
     n_edges_new, n_upd, width = (int(v) for v in torch.stack(counts).tolist())
-    bytes_after, alloc = planned_bytes(tokens, edges, n_new, n_edges_new, cdna.max_degree)
-    st.guardian.check_growth(
-        cdna,
-        tokens_after=tokens.n_alive + n_new,
-        edges_after=edges.n_alive + n_edges_new,
-        bytes_after=bytes_after,
-        alloc_bytes=alloc,
-        device=tokens.device,
-    )
+    st.guardian.check_growth(cdna, tokens, edges, new_tokens=n_new, new_edges=n_edges_new)
 
     # 5. apply: new tokens ...
     tick_last = tick0 + b - 1

@@ -47,7 +47,7 @@ from neurograph.guardian import Guardian
 from neurograph.hierarchy.basins import BasinGrouping
 from neurograph.hierarchy.matching import Matching, match_fields
 from neurograph.kinds import FIELD_KIND, IMMUTABLE, PART_OF, is_learned_kind
-from neurograph.state import EdgeState, TokenState, planned_bytes
+from neurograph.state import EdgeState, TokenState
 
 __all__ = [
     "HierarchyPlan",
@@ -260,14 +260,14 @@ def rebuild_hierarchy(
         QuotaExceeded: the new field tokens or ``part_of`` edges would break a quota (nothing changed).
     """
     plan = plan_hierarchy(tokens, edges, cdna)
-    after, alloc = planned_bytes(tokens, edges, plan.n_new_tokens, plan.n_new_edges, cdna.max_degree)
     guardian.check_growth(
         cdna,
-        tokens_after=tokens.n_alive + plan.n_new_tokens - plan.kill.size,
-        edges_after=edges.n_alive + plan.n_new_edges - plan.edge_remove.size,
-        bytes_after=after,
-        alloc_bytes=alloc,
-        device=tokens.device,
+        tokens,
+        edges,
+        new_tokens=plan.n_new_tokens,
+        new_edges=plan.n_new_edges,
+        removed_tokens=plan.kill.size,
+        removed_edges=plan.edge_remove.size,
     )
     return apply_hierarchy(plan, tokens, edges, cdna, tick)
 
