@@ -100,3 +100,28 @@ async def test_engine_call_runs_off_the_loop_and_a_heartbeat_keeps_beating(tmp_p
     eng.close()
     assert eng.stats()["signals"] == 2100
     assert max(gaps) < 0.02, max(gaps)  # the loop is never held by the engine's work
+
+
+async def test_a_pipeline_burst_with_full_durability_never_blocks_the_loop(tmp_path) -> None:
+    eng = ng.Engine(path=tmp_path / "s", durability="full")
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def heartbeat() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.002)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async with ng.SignalPipeline(eng) as pipe:
+        beat = asyncio.create_task(heartbeat())
+        outs = await asyncio.gather(*(pipe.process_text(f"message number {i}", user_id=i) for i in range(60)))
+        batch = await pipe.process_batch([f"batch text {i}" for i in range(300)])
+        stop.set()
+        await beat
+    eng.close()
+    assert len(outs) == 60 and len(batch) == 300
+    assert eng.stats()["signals"] == 360
+    assert max(gaps) < 0.02, max(gaps)  # each emit fsyncs, on the engine's thread, not the loop
