@@ -128,7 +128,10 @@ def _tree_query(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Query ``tree`` (points labelled ``labels``), dropping excluded and unclean labels, exactly.
 
-    Rows whose every candidate was used while some were dropped are asked again with twice as many.
+    Rows whose every candidate was used while some were dropped are asked again with twice as many, and so
+    are rows whose k-th kept neighbour ties with the next: cKDTree returns an arbitrary subset of the
+    points at equal distance at its cut-off, so a row is complete only when a candidate strictly farther
+    than its k-th was seen (or the tree had no more). Ties are then ordered by label, on every backend.
     """
     n = tree.n
     nq = len(queries)
@@ -136,7 +139,7 @@ def _tree_query(
     out_idx = np.full((nq, k), -1, np.int64)
     out_d = np.full((nq, k), np.inf)
     rows = np.arange(nq)
-    kq = min(n, k + margin + (exclude is not None))
+    kq = min(n, k + 1 + margin + (exclude is not None))  # one more: is the k-th tied with the next?
     while rows.size:
         d, j = tree.query(queries[rows], k=max(kq, 1), distance_upper_bound=bound, workers=-1)
         d = d.reshape(rows.size, -1)
@@ -150,9 +153,15 @@ def _tree_query(
             keep &= clean[np.maximum(lab, 0)]
         lab = np.where(keep, lab, -1)
         d = np.where(keep, d, np.inf)
-        # a row is complete when it kept k, or when the tree had nothing more to give within the bound
+        # a row is complete when the tree had nothing more to give within the bound, or when it kept more
+        # than k and the (k+1)-th kept lies strictly farther than the k-th (no tie hides beyond the cut)
         exhausted = ~found[:, -1] | (kq >= n)
-        done = (keep.sum(1) >= k) | exhausted
+        kept = np.sort(d, axis=1)  # (r, kq) kept distances ascending, inf for the dropped
+        if kept.shape[1] > k:
+            clear = np.isfinite(kept[:, k]) & (kept[:, k] > kept[:, k - 1])
+        else:
+            clear = np.zeros(rows.size, bool)
+        done = clear | exhausted
         if done.any():
             li, ld = lab[done], d[done]
             if exclude is not None or clean is not None:
@@ -370,7 +379,7 @@ class NeighborIndex:
             if dirty:
                 frac = dirty / n
                 margin = math.ceil(2 * k * frac / max(1 - frac, 1e-3)) + 2
-            kq = min(n, k + margin)
+            kq = min(n, k + 1 + margin)  # one more than k: it shows whether a tie runs past the k-th
             bound = np.nextafter(radius, np.inf) if math.isfinite(radius) else np.inf
             # ascending, misses padded with (inf, n); k = [1] keeps a 1-D answer for a single neighbour
             d, j = tree.query(xs, k=kq if kq > 1 else [1], distance_upper_bound=bound)
@@ -392,6 +401,12 @@ class NeighborIndex:
                 else:
                     dist = dl[:m]
                 slots = hit.tolist()
+            if found == kq < n and len(dist) >= k and dist[k - 1] == dl[kq - 1]:
+                # the k-th neighbour ties with every candidate the tree gave: more may tie beyond them,
+                # and ties go by slot, not by the tree's order; the general path collects them all
+                s, dd = self._knn_tree(xs[None, :], k, radius, None)
+                keep = s[0] >= 0
+                return s[0][keep], dd[0][keep]
         b = self._buf_n
         if b:
             if math.isfinite(radius):

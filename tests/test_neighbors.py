@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import math
+import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 import pytest
 import torch
 
+import neurograph as ng
 from neurograph.neighbors import NeighborIndex, knn_arrays, sort_rows
 from neurograph.state import TokenState
 
@@ -143,3 +149,81 @@ def test_cuda_backends_match_the_cpu_tree():
         got_i, got_d = NeighborIndex(gpu, (1.0,) * 8, backend=backend).knn(torch.from_numpy(q), 16, 0.5)
         np.testing.assert_array_equal(got_i, want_i)
         np.testing.assert_allclose(got_d, want_d, rtol=1e-5, atol=1e-6)
+
+
+# --- ties are broken by id on every backend (issue 10 item 2) --------------------------------------------
+def _duplicates(n: int = 3000, spots: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points on ``spots`` duplicate positions (slot i sits on spot i % spots), and queries."""
+    rng = np.random.default_rng(seed)
+    spot = rng.uniform(-0.5, 0.5, (spots, 8)).astype(np.float32)
+    queries = (spot + rng.normal(0, 0.01, (spots, 8))).astype(np.float32)
+    return spot[np.arange(n) % spots], queries
+
+
+def _brute(points: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    d = np.sqrt(((queries[:, None, :].astype(np.float64) - points[None].astype(np.float64)) ** 2).sum(-1))
+    return np.stack([np.lexsort((np.arange(len(points)), row))[:k] for row in d])  # by (distance, id)
+
+
+@pytest.mark.parametrize("k", [1, 4, 16])
+def test_ties_at_the_cut_are_broken_by_id_on_every_cpu_path(k: int) -> None:
+    points, queries = _duplicates()
+    want = _brute(points, queries, k)
+    for backend in ("tree", "brute"):
+        eng = ng.Engine(cdna=ng.CDNA(neighbor_radius=2.0, novelty_threshold=0.01), index_backend=backend)
+        ids = eng.add_tokens(points)
+        assert (ids == np.arange(len(points))).all()
+        slots, _ = eng.index.knn(queries, k, 2.0)
+        np.testing.assert_array_equal(slots, want, err_msg=backend)
+        for q, w in zip(queries, want):
+            np.testing.assert_array_equal(eng.index.knn_one(q, k, 2.0)[0], w, err_msg=backend)
+    # the buffer of recent inserts, and the tree with a buffer beside it
+    eng = ng.Engine(cdna=ng.CDNA(neighbor_radius=2.0, novelty_threshold=0.01))
+    eng.add_tokens(points[:2000])
+    eng.index.knn(queries, k, 2.0)  # builds the tree over the first 2000
+    eng.add_tokens(points[2000:])  # these go to the buffer
+    slots, _ = eng.index.knn(queries, k, 2.0)
+    np.testing.assert_array_equal(slots, want)
+    for q, w in zip(queries, want):
+        np.testing.assert_array_equal(eng.index.knn_one(q, k, 2.0)[0], w)
+    # the host kNN of the hierarchy's graph (tree branch and brute branch of knn_arrays)
+    for n in (3000, 300):
+        idx, _ = knn_arrays(queries.astype(np.float64), points[:n].astype(np.float64), k, np.inf)
+        np.testing.assert_array_equal(idx, _brute(points[:n], queries, k))
+
+
+def test_a_duplicate_heavy_engine_resonates_the_lowest_id_on_tree_and_brute() -> None:
+    points, queries = _duplicates(seed=1)
+    got = []
+    for backend in ("tree", "brute"):
+        eng = ng.Engine(cdna=ng.CDNA(neighbor_radius=2.0, novelty_threshold=0.05), index_backend=backend)
+        eng.add_tokens(points)
+        got.append([eng.emit("signal.input.external.text.chat", q).token_id for q in queries])
+    assert got[0] == got[1] == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_the_triton_kernel_breaks_ties_by_id_under_the_interpreter() -> None:
+    pytest.importorskip("triton")
+    points, queries = _duplicates(n=300)
+    want = _brute(points, queries, 8)
+    code = (
+        "import sys, numpy as np, torch\n"
+        "from neurograph.kernels import knn_triton\n"
+        "p = torch.from_numpy(np.load(sys.argv[1])); q = torch.from_numpy(np.load(sys.argv[2]))\n"
+        "d, i = knn_triton(q, p, 8, float('inf'), torch.ones(8))\n"
+        "print(i.numpy().tolist())\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/p.npy", points)
+        np.save(f"{tmp}/q.npy", queries)
+        env = {**os.environ, "TRITON_INTERPRET": "1"}
+        out = subprocess.run(
+            [sys.executable, "-c", code, f"{tmp}/p.npy", f"{tmp}/q.npy"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=True,
+        ).stdout
+    np.testing.assert_array_equal(np.array(ast.literal_eval(out)), want)
