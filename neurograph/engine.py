@@ -46,8 +46,8 @@ from neurograph.cdna import CDNA, CDNAHistory
 from neurograph.emit import (
     BatchResult,
     EmitResult,
+    EmitState,
     LearningStats,
-    Stores,
     apply_learning,
     ingest_batch,
     ingest_one,
@@ -135,7 +135,7 @@ class Engine:
         self.token_state = TokenState(capacity, self.device)
         self.edge_state = EdgeState(4 * capacity, capacity, self.cdna.max_degree, self.device)
         self.index = NeighborIndex(self.token_state, self.cdna.axis_scale, backend=index_backend)
-        self._stores = Stores(self.token_state, self.edge_state, self.index, self.guardian)
+        self._stores = EmitState(self.token_state, self.edge_state, self.index, self.guardian)
         self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)

@@ -12,7 +12,7 @@
 - :mod:`neurograph.emit.results`: :class:`EmitResult` and :class:`BatchResult`.
 """
 
-from neurograph.emit.batch import Stores, ingest_batch
+from neurograph.emit.batch import EmitState, ingest_batch
 from neurograph.emit.hebbian import LearningStats, apply_learning
 from neurograph.emit.results import RESULT_KEYS, BatchResult, EmitResult
 from neurograph.emit.single import ingest_one
@@ -21,8 +21,8 @@ __all__ = [
     "RESULT_KEYS",
     "BatchResult",
     "EmitResult",
+    "EmitState",
     "LearningStats",
-    "Stores",
     "apply_learning",
     "ingest_batch",
     "ingest_one",

@@ -73,14 +73,18 @@ from neurograph.neighbors import NeighborIndex
 from neurograph.state import EdgeState, TokenState
 from neurograph.tensors import TensorStore
 
-__all__ = ["Stores", "ingest_batch"]
+__all__ = ["EmitState", "ingest_batch"]
 
 F64 = torch.float64
 
 
 @dataclass
-class Stores:
-    """The mutable state one batch works on."""
+class EmitState:
+    """What a signal changes (tokens, edges, the neighbour index) and the Guardian that checks it first.
+
+    The engine builds one at construction and hands it to :func:`ingest_batch` and
+    :func:`~neurograph.emit.single.ingest_one` (was ``Stores``, a name that read like the persistent store).
+    """
 
     tokens: TokenState
     edges: EdgeState
@@ -89,7 +93,7 @@ class Stores:
 
 
 def ingest_batch(
-    st: Stores, cdna: CDNA, x: np.ndarray, priority: np.ndarray, kind: np.ndarray, tick0: int
+    st: EmitState, cdna: CDNA, x: np.ndarray, priority: np.ndarray, kind: np.ndarray, tick0: int
 ) -> BatchResult:
     """Run validated signals through the state (see the module docstring).
 
@@ -109,7 +113,7 @@ def ingest_batch(
 
 
 def _ingest(
-    st: Stores, cdna: CDNA, x: np.ndarray, priority: np.ndarray, kind: np.ndarray, tick0: int
+    st: EmitState, cdna: CDNA, x: np.ndarray, priority: np.ndarray, kind: np.ndarray, tick0: int
 ) -> BatchResult:
     tokens, edges, index = st.tokens, st.edges, st.index
     dev = tokens.pos.device
@@ -380,7 +384,7 @@ def _reinforce(edges: EdgeState, cdna: CDNA, plan: Any, n: int, tick: int) -> No
 
 
 def _resonate(
-    st: Stores,
+    st: EmitState,
     cdna: CDNA,
     slots: torch.Tensor,
     fam: torch.Tensor,

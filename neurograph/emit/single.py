@@ -19,7 +19,7 @@ import numpy as np
 
 from neurograph.cdna import CDNA
 from neurograph.emit.activation import spread_one
-from neurograph.emit.batch import Stores
+from neurograph.emit.batch import EmitState
 from neurograph.emit.energy import pair_terms
 from neurograph.emit.hebbian import hebbian_success
 from neurograph.emit.results import EmitResult
@@ -33,7 +33,7 @@ _TRIGGER = frozenset(TRIGGER_KINDS)
 
 
 def ingest_one(
-    st: Stores, cdna: CDNA, x: np.ndarray, priority: int, kind: int, tick: int, t0_ns: int
+    st: EmitState, cdna: CDNA, x: np.ndarray, priority: int, kind: int, tick: int, t0_ns: int
 ) -> EmitResult:
     """Run one validated signal through a CPU state.
 

@@ -12,7 +12,7 @@ import torch
 import neurograph as ng
 import neurograph.emit.batch as batch_module
 import neurograph.emit.novelty as novelty_module
-from neurograph.emit import Stores, ingest_batch
+from neurograph.emit import EmitState, ingest_batch
 from neurograph.emit.activation import spread_numpy, spread_torch
 from neurograph.emit.hebbian import positions, positions_by_scan
 from neurograph.kinds import KIND_CODE
@@ -123,7 +123,7 @@ def test_cuda_batch_syncs_only_at_the_documented_points(monkeypatch):
     seen = []
     resolve = batch_module.resolve_batch
     monkeypatch.setattr(batch_module, "resolve_batch", lambda *a: seen.append(resolve(*a)) or seen[-1])
-    stores = Stores(eng.token_state, eng.edge_state, eng.index, eng.guardian)
+    stores = EmitState(eng.token_state, eng.edge_state, eng.index, eng.guardian)
     result, syncs = count_syncs(lambda: ingest_batch(stores, cdna, x, pri, kind, eng.tick))
 
     assert seen[0].syncs == 1, "a usual batch resolves novelty with one sync"
