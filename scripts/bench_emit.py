@@ -2,7 +2,9 @@
 """emit_batch throughput against an exact kNN query of the same batch, in the same process.
 
 Workload (the measuring stick of ../shared/bench/cpu_knn_baselines.py): N resident tokens in [0, 1)^8,
-*uniform* or *clustered* (256 Gaussian blobs, sigma 0.02), seeded with ``Engine.add_tokens``; then
+*uniform*, *dense* (uniform in a smaller cube, sized so that a signal has about 8 residents within the
+radius: the regime of many Hebbian updates) or *clustered* (256 Gaussian blobs, sigma 0.02), seeded
+with ``Engine.add_tokens``; then
 batches of B = 10,000 signals from the same distribution go through ``Engine.emit_batch`` (novelty,
 neighbours, insertion, Hebbian edges, reinforcement, spreading activation, energy: the whole semantics).
 
@@ -46,6 +48,9 @@ def data(dist: str, n: int, q: int, seed: int) -> tuple[np.ndarray, np.ndarray, 
     rng = np.random.default_rng(seed)
     if dist == "uniform":
         return tuple(rng.random((m, 8), dtype=np.float32) for m in (n, q, q))  # type: ignore[return-value]
+    if dist == "dense":  # uniform in a smaller cube: about 8 residents within the radius at N = 1e5
+        side = 0.2 * (max(n, 1) * 4.06 / 8) ** (1 / 8)  # 4.06 = volume of the unit 8-ball
+        return tuple((side * rng.random((m, 8))).astype(np.float32) for m in (n, q, q))  # type: ignore[return-value]
     centers = rng.random((256, 8), dtype=np.float32)
 
     def draw(m: int) -> np.ndarray:
@@ -109,6 +114,7 @@ def bench_cpu(dist: str, n: int, batch: int, repeats: int, seed: int) -> dict:
         "ratio_vs_ckdtree": t_base / t_emit,
         "ratio_unbounded": t_unbounded / t_emit,
         "novel_rate": res.novel_rate,
+        "mean_neighbors": float((res.neighbor_ids >= 0).sum(1).float().mean()),
         "mean_activation_spread": float(res.activation_spread.float().mean()),
         "steady_events_per_s": steady,
         "single_emit_per_s": single,
@@ -117,7 +123,8 @@ def bench_cpu(dist: str, n: int, batch: int, repeats: int, seed: int) -> dict:
         f"cpu  {dist:9s} N={n:>9,d}  emit_batch {batch / t_emit:>10,.0f} ev/s  "
         f"cKDTree k=16 r={radius:g} {batch / t_base:>10,.0f} q/s  ratio {t_base / t_emit:5.2f}  "
         f"(r=inf {batch / t_unbounded:,.0f} q/s, ratio {t_unbounded / t_emit:5.2f})  "
-        f"novel {res.novel_rate:.2f}  steady {', '.join(f'{s:,.0f}' for s in steady)}  "
+        f"novel {res.novel_rate:.2f}  nbrs {out['mean_neighbors']:.1f}  "
+        f"steady {', '.join(f'{s:,.0f}' for s in steady)}  "
         f"single emit {single:,.0f}/s",
         flush=True,
     )
@@ -178,7 +185,7 @@ def main() -> None:
     results = {"machine": machine(), "args": vars(a), "cpu": [], "gpu": []}
     print("# emit_batch vs exact kNN of the same batch;", json.dumps(results["machine"]))
     for n in a.n:
-        for dist in ("uniform", "clustered"):
+        for dist in ("uniform", "dense", "clustered"):
             results["cpu"].append(bench_cpu(dist, n, a.batch, a.repeats, a.seed))
     if torch.cuda.is_available():
         for dist in ("uniform", "clustered"):
