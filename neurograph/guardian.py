@@ -206,14 +206,7 @@ class Guardian:
         """
         after, alloc = planned_bytes(tokens, edges, 0, 0, cdna.max_degree)
         if alloc:
-            self.check_growth(
-                cdna,
-                tokens_after=0,
-                edges_after=0,
-                bytes_after=after,
-                alloc_bytes=alloc,
-                device=tokens.device,
-            )
+            self._check_quotas(cdna, 0, 0, after, alloc, tokens.device)  # only the memory grows
 
     def conform(self, cdna: CDNA, tokens: TokenState, edges: EdgeState) -> None:
         """Clamp every stored value into the bounds of ``cdna`` and enforce its degree bound (each token
