@@ -38,9 +38,10 @@ from neurograph.errors import InvalidCDNA
 from neurograph.kinds import EDGE_GROUPS
 from neurograph.space import AXES, DIM
 
-__all__ = ["CDNA", "PROFILES", "CDNAHistory"]
+__all__ = ["CDNA", "PERSISTENCE_RULES", "PROFILES", "CDNAHistory"]
 
 _VEC = tuple[float, ...]
+PERSISTENCE_RULES = ("fixed", "gap")  # values of field_persistence_rule (neurograph/hierarchy/persistence.py)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class CDNA:
     min_field_size: int = 5  # members a basin needs to become a field token
     field_neighbors: int = 16  # k of the kNN graph the basins are found on
     field_persistence: float = 1.0  # rise (in log mass density) a basin's peak needs above its saddle
+    field_persistence_rule: str = "fixed"  # "fixed": that rise; "gap": the widest gap of the diagram, >= it
     field_link_confidence: float = 0.5  # learned edges at least this confident join the basin graph
     field_overlap: float = 0.5  # shared share of the smaller member set that links an old and a new field
     field_mass_max: float = 1e12  # heaviest field token (a field weighs the sum of its children)
@@ -241,6 +243,9 @@ class CDNA:
             out.append(f"field_link_confidence = {self.field_link_confidence} must lie in [0, 1]")
         if self.field_persistence < 0:
             out.append(f"field_persistence = {self.field_persistence} must be >= 0")
+        if self.field_persistence_rule not in PERSISTENCE_RULES:
+            rule = self.field_persistence_rule
+            out.append(f"field_persistence_rule = {rule!r} must be one of {PERSISTENCE_RULES}")
         if self.field_mass_max < self.mass_max:
             out.append(f"field_mass_max = {self.field_mass_max} must be >= mass_max = {self.mass_max}")
         if not isinstance(self.name, str) or not self.name:

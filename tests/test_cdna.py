@@ -37,6 +37,7 @@ def test_invalid_cdna_lists_every_violation():
         ({"allowed_edge_kinds": (0x50, 0x55)}, "unknown relation groups [85]"),
         ({"confidence_floor": 0.6}, "confidence_floor = 0.6 must be < confidence_init = 0.5"),
         ({"token_radius": 5.0}, "token_radius = 5.0 must lie in [radius_min, radius_max]"),
+        ({"field_persistence_rule": "widest"}, "field_persistence_rule = 'widest' must be one of"),
     ],
     ids=[
         "axis-length",
@@ -48,6 +49,7 @@ def test_invalid_cdna_lists_every_violation():
         "edge-kind",
         "floor",
         "token-radius",
+        "persistence-rule",
     ],
 )
 def test_each_rule_is_named(changes, needle):
@@ -73,6 +75,8 @@ def test_content_hash_changes_with_every_field():
         v = getattr(base, f.name)
         if isinstance(v, bool):
             new = not v
+        elif f.name == "field_persistence_rule":
+            new = "gap"  # the other rule (a name outside PERSISTENCE_RULES is refused)
         elif isinstance(v, str):
             new = v + "x"
         elif isinstance(v, tuple) and f.name == "allowed_edge_kinds":

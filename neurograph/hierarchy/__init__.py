@@ -1,7 +1,9 @@
 """The emergent hierarchy (DESIGN §5): fields of tokens, fields of fields.
 
-- :mod:`neurograph.hierarchy.basins`: density basins on a kNN plus strong-link graph, merged by
+- :mod:`neurograph.hierarchy.basins`: density basins on a kNN plus strong-link graph, cut by
   persistence (the grouping of one level).
+- :mod:`neurograph.hierarchy.persistence`: the persistence diagram of a level's graph (exact, in parallel
+  rounds), the threshold rules (``field_persistence_rule``) and the cut.
 - :mod:`neurograph.hierarchy.build`: the whole rebuild, level by level, as a plan (nothing changes) and
   its application (field tokens, ``part_of`` edges, lifecycle events).
 - :mod:`neurograph.hierarchy.matching`: field ids kept across rebuilds by member overlap; births,

@@ -12,23 +12,38 @@ of them tensor ops on the tokens' device (no Python loop over tokens):
 2. **Depth.** The depth of the well at token ``i`` is estimated by its *mass density* on the graph, in
    log form (a k-nearest-neighbour density estimate that counts mass instead of points)::
 
-       phi_i = log(m_i + sum_{j in kNN(i)} m_j) - D * log(mean_{j in kNN(i)} d_ij)      (D = 8 axes)
+       phi_i = log M_i - D * log(r_i),   M_i = m_i + sum_{j in kNN(i)} m_j,   r_i = mean_{j in kNN(i)} d_ij
 
-   Tokens are ordered by ``(phi, slot)``: a strict total order, so that equal densities never tie.
-3. **Ascent.** Every token points at its graph neighbour of highest order when that is above its own;
-   pointer jumping (``g <- g[g]``, about ``log2(depth)`` rounds) takes every token to the *peak* of its
-   basin. Tokens sharing a peak form a basin.
-4. **Merging by persistence** (ToMATo: Chazal, Guibas, Oudot, Skraba, *Persistence-based clustering in
-   Riemannian manifolds*, J. ACM 2013, here in a parallel form). The *saddle* between two adjacent basins
-   is the highest ``min(phi_i, phi_j)`` over the graph edges joining them. A basin whose peak rises less
-   than ``persistence`` above its highest saddle toward a basin with a higher peak is merged into that
-   basin (the one across its highest saddle; ties go to the higher peak). Rounds repeat until no basin
-   merges, each round merging every such basin at once. Noise bumps (low persistence) disappear, while
-   real groups, separated by a density valley deeper than ``persistence`` (a factor ``e^persistence`` in
-   density), stay apart.
+   (``D = 8`` axes). Tokens are ordered by ``(phi, slot)``: a strict total order, so that equal densities
+   never tie.
+3. **Saddles.** An edge is as high as the density along it: ToMATo's ``min(phi_i, phi_j)``, except for
+   an edge that reaches beyond one end's own neighbourhood. A kNN edge ``(i, j)`` is among ``i``'s ``k``
+   nearest; when it is not among ``j``'s (``d_ij`` beyond ``j``'s ``k``-th neighbour distance), it crosses
+   thinner ground than ``j``'s neighbourhood, and is no higher than the density ``j`` would have if that
+   edge's length were its mean neighbour distance::
 
-Basins with at least ``min_size`` members are the fields; members of smaller basins belong to none
-(cluster -1). The result is deterministic: the same positions, masses and links give the same fields.
+       w_ij = min(phi_i, phi_j - D * log(d_ij / r_j))      (only where d_ij > d_k(j); else min(phi_i, phi_j))
+
+   (a one-sided form of HDBSCAN's mutual reachability ``max(r_i, r_j, d_ij)``, in log density). A strong
+   link gets ``min(phi_i, phi_j)`` whatever its length. In a dense level few edges are one-sided and
+   the change is small; in a sparse one (fields of fields: a few tokens per group) the one kNN edge from
+   a group to the nearest token of another is one-sided and long, its saddle low, so the groups stay
+   apart.
+4. **Persistence** (ToMATo: Chazal, Guibas, Oudot, Skraba, *Persistence-based clustering in Riemannian
+   manifolds*, J. ACM 2013). The 0-dimensional persistence diagram of the superlevel sets of this graph
+   (:mod:`neurograph.hierarchy.persistence`, exact, in parallel rounds): every peak's persistence is how
+   far it rises above the saddle at which it meets a higher peak (the highest peak of a connected
+   component: infinite). A threshold ``tau`` is chosen (``rule``: ``"fixed"``: ``tau = persistence``;
+   ``"gap"``: the middle of the widest gap of the diagram, at least ``persistence``); peaks of persistence
+   at least ``tau`` stand, every other peak joins the basin across the edge where it dies, every token
+   that is no peak the neighbour it climbs to. Noise bumps (low persistence) disappear, while real
+   groups, separated by a density valley deeper than ``tau`` (a factor ``e^tau`` in density), stay apart;
+   disconnected groups never merge.
+
+A basin with fewer than ``min_size`` members joins the basin it meets at its death (a group too small
+to be a field is part of its neighbours'); basins with at least ``min_size`` members are the fields, and
+only the members of a connected part of the graph smaller than that belong to none (cluster -1). The
+result is deterministic: the same positions, masses and links give the same fields.
 ``persistence`` is scale-free (a log-density ratio): it means the same at every level of the hierarchy,
 whatever the units of mass and distance.
 """
@@ -40,17 +55,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from torch import Tensor
 
+from neurograph.hierarchy.persistence import RULES, cut, persistence_pairs, threshold
 from neurograph.kernels import knn_reference, knn_triton, triton_available
 from neurograph.kernels.knn import MAX_K_TRITON
-from neurograph.neighbors import knn_arrays
+from neurograph.neighbors import knn_arrays, sort_rows
 from neurograph.space import DIM
 
-__all__ = ["BasinGrouping", "Basins", "ascend", "knn_graph", "mass_density", "merge_by_persistence"]
+__all__ = ["BasinGrouping", "Basins", "edge_saddles", "knn_graph", "mass_density"]
 
 _MIN_DIST = 1e-12  # floor of the mean neighbour distance (duplicates would give log 0)
-_MAX_ROUNDS = 256  # merge rounds; each merges every low-persistence basin at once (a few suffice)
+_LEAF_ORDER_MIN = 4096  # levels from this many points ask the CPU kNN graph in leaf order (small: no gain)
 
 
 @dataclass(frozen=True)
@@ -58,28 +75,40 @@ class Basins:
     """Basins of one level: the result of :class:`BasinGrouping`.
 
     Shapes:
-        cluster ``[n]`` int64: field of each token, ``0..n_fields-1`` (ordered by peak slot), -1 none;
-        peak ``[n]`` int64: the row of each token's basin peak (every token has one);
-        phi ``[n]`` float32: log mass density; sizes ``[n_fields]`` int64: members per field.
+        cluster ``[n]`` int64: field of each token, ``0..n_fields-1`` (ordered by peak row), -1 none;
+        peak ``[n]`` int64: the row of the standing peak each token's basin merged into;
+        phi ``[n]`` float32: log mass density; persistence ``[n]``: ``phi`` minus the height at which the
+        token stops being the top of its component (0 for a token that is no peak, ``inf`` for the
+        highest peak of a connected component); sizes ``[n_fields]`` int64: members per field.
     """
 
     cluster: Tensor
     peak: Tensor
     phi: Tensor
     sizes: Tensor
-    rounds: int  # merge rounds run
+    rounds: int  # contraction rounds run
+    persistence: Tensor
+    threshold: float  # tau: the persistence a peak needed to stand
 
     @property
     def n_fields(self) -> int:
         return int(self.sizes.numel())
 
+    def diagram(self) -> Tensor:
+        """The finite persistences of the peaks (``> 0``), descending: the persistence diagram."""
+        p = self.persistence
+        return p[torch.isfinite(p) & (p > 0)].sort(descending=True).values
+
     def __repr__(self) -> str:
-        return f"Basins(tokens={self.cluster.numel()}, fields={self.n_fields}, rounds={self.rounds})"
+        return (
+            f"Basins(tokens={self.cluster.numel()}, fields={self.n_fields}, rounds={self.rounds}, "
+            f"threshold={self.threshold:.3g})"
+        )
 
 
 @dataclass(frozen=True)
 class BasinGrouping:
-    """Group tokens into fields: basins of the mass density, merged by persistence (module docstring).
+    """Group tokens into fields: basins of the mass density, cut by persistence (module docstring).
 
     The graph's degree follows the size of the level (:meth:`k_for`): ``min(k, max(min_size - 1,
     n // min_size))``. A level of ``n`` tokens holds at most ``n // min_size`` fields; a degree above that
@@ -91,15 +120,22 @@ class BasinGrouping:
     Args:
         k: most neighbours per token in the graph (``field_neighbors``).
         persistence: the rise in log mass density a basin's peak needs above its saddle to stand alone
-            (``field_persistence``).
+            (``field_persistence``; the floor of the threshold under the ``"gap"`` rule).
         min_size: members a basin needs to be a field (``min_field_size``).
         dim: the exponent ``D`` of the density estimate (the dimension of the space).
+        rule: how the threshold is chosen from the persistence diagram (``field_persistence_rule``):
+            ``"fixed"`` or ``"gap"`` (:func:`~neurograph.hierarchy.persistence.threshold`).
     """
 
     k: int = 16
     persistence: float = 1.0
     min_size: int = 5
     dim: float = float(DIM)
+    rule: str = "fixed"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"rule = {self.rule!r} must be one of {RULES}")
 
     def k_for(self, n: int) -> int:
         """The graph degree for a level of ``n`` tokens (see the class docstring)."""
@@ -129,15 +165,19 @@ class BasinGrouping:
             scale = torch.ones(DIM, dtype=torch.float32, device=dev)
         if n == 0:
             empty = torch.zeros(0, dtype=torch.int64, device=dev)
-            return Basins(empty, empty, torch.zeros(0, device=dev), empty, 0)
+            none = torch.zeros(0, device=dev)
+            return Basins(empty, empty, none, empty, 0, none, float(self.persistence))
         idx, dist = knn_graph(pos, min(self.k_for(n), n - 1), scale)  # (n, k) rows, -1 padded
-        phi = mass_density(mass, idx, dist, self.dim)  # (n,)
+        log_m, r = _neighbourhood(mass, idx, dist)  # (n,), (n,)
+        phi = log_m - self.dim * torch.log(r)  # (n,) as mass_density
         order = _total_order(phi)  # (n,) rank of each token by (phi, row)
-        src, dst = _edge_list(idx, links, n)  # (E,) both directions
-        peak = ascend(order, src, dst)
-        peak, rounds = merge_by_persistence(peak, phi, order, src, dst, self.persistence)
+        src, dst, w = edge_saddles(idx, dist, r, phi, links, self.dim)  # (E,) both directions
+        death, into, rounds = persistence_pairs(order, src, dst, w)
+        pers = torch.where(into >= 0, phi - death, torch.full_like(phi, math.inf))  # (n,)
+        tau = threshold(pers[(into >= 0) & (pers > 0)], self.rule, self.persistence)
+        peak = cut(death, into, phi, tau, self.min_size)
         cluster, sizes = _clusters(peak, self.min_size)
-        return Basins(cluster, peak, phi, sizes, rounds)
+        return Basins(cluster, peak, phi, sizes, rounds, pers, tau)
 
 
 def knn_graph(pos: Tensor, k: int, scale: Tensor) -> tuple[Tensor, Tensor]:
@@ -151,8 +191,7 @@ def knn_graph(pos: Tensor, k: int, scale: Tensor) -> tuple[Tensor, Tensor]:
         return torch.full((n, 0), -1, dtype=torch.int64, device=dev), torch.zeros((n, 0), device=dev)
     if dev.type == "cpu":
         x = pos.detach().double().numpy() * np.sqrt(scale.double().numpy())  # (n, 8) scaled
-        idx, dist = knn_arrays(x, x, k, math.inf, exclude_self=True)
-        return torch.from_numpy(idx), torch.from_numpy(dist.astype(np.float32))
+        return _knn_cpu(x, k)
     rows = torch.arange(n, device=dev)
     p = pos.float().contiguous()
     s = scale.float().to(dev)
@@ -163,11 +202,82 @@ def knn_graph(pos: Tensor, k: int, scale: Tensor) -> tuple[Tensor, Tensor]:
     return idx, dist
 
 
+def _knn_cpu(x: np.ndarray, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`knn_graph` on the CPU: the cKDTree of :func:`~neurograph.neighbors.knn_arrays`, asked in
+    *leaf order* (the points sorted as the leaves of a first tree, so that consecutive queries visit the
+    same nodes: about a third less CPU time at 1e5 points), then put back in row order. Rows with
+    distances tied exactly are re-sorted by (distance, row), as the rows in the original order would be.
+
+    Shapes:
+        x ``[n, 8]`` float64 scaled coordinates -> ``(idx [n, k], dist [n, k] float32)``.
+    """
+    n = x.shape[0]
+    perm = cKDTree(x, balanced_tree=False).indices if n > _LEAF_ORDER_MIN else np.arange(n)  # (n,)
+    xp = x[perm]  # (n, 8) nearby points next to each other
+    idx, dist = knn_arrays(xp, xp, k, math.inf, exclude_self=True)  # rows and columns in leaf order
+    back = np.empty(n, np.int64)
+    back[perm] = np.arange(n)  # leaf position of each row
+    idx = np.where(idx >= 0, perm[np.maximum(idx, 0)], -1)[back]  # (n, k) original rows
+    dist = dist[back]
+    tied = ((dist[:, 1:] == dist[:, :-1]) & np.isfinite(dist[:, 1:])).any(1)  # (n,)
+    if tied.any():
+        idx[tied], dist[tied] = sort_rows(idx[tied], dist[tied])
+    return torch.from_numpy(idx), torch.from_numpy(dist.astype(np.float32))
+
+
 def mass_density(mass: Tensor, idx: Tensor, dist: Tensor, dim: float = float(DIM)) -> Tensor:
     """Log mass density ``log(m_i + sum_j m_j) - dim * log(mean_j d_ij)`` over each row's neighbours.
 
     Shapes:
         mass ``[n]``, idx ``[n, k]`` (-1 padded), dist ``[n, k]`` -> ``[n]`` float32.
+    """
+    log_m, r = _neighbourhood(mass, idx, dist)
+    return log_m - dim * torch.log(r)
+
+
+def edge_saddles(
+    idx: Tensor, dist: Tensor, r: Tensor, phi: Tensor, links: Tensor | None = None, dim: float = float(DIM)
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The graph's directed edges (both directions) and their heights (module docstring, step 3).
+
+    Entry ``(i, j)`` of the kNN table is among ``i``'s own ``k`` nearest; when it is not among ``j``'s
+    (``d_ij`` beyond ``j``'s ``k``-th distance), it is no higher than ``phi_j - D log(d_ij / r_j)``.
+
+    Args:
+        idx, dist: ``[n, k]`` the kNN table (-1 padded, nearest first).
+        r: ``[n]`` mean neighbour distances; phi: ``[n]`` log mass densities.
+        links: ``[2, L]`` strong links (rows), at the height of their lower end.
+        dim: ``D``.
+
+    Returns:
+        ``(src [E], dst [E], w [E])`` with ``w <= min(phi[src], phi[dst])``.
+    """
+    n, k = idx.shape
+    src = torch.arange(n, device=idx.device).repeat_interleave(k)  # (n k,)
+    dst = idx.reshape(-1)
+    d = dist.reshape(-1)
+    keep = dst >= 0
+    src, dst, d = src[keep], dst[keep], d[keep]
+    w = torch.minimum(phi[src], phi[dst])  # (E,) ToMATo's saddle
+    if k:
+        reach = torch.where(idx >= 0, dist, torch.zeros_like(dist)).amax(1)  # (n,) k-th neighbour distance
+        beyond = d > reach[dst]  # (E,) the edge is not among dst's own k nearest
+        w_far = phi[dst] - dim * torch.log((d / r[dst]).clamp_min(1.0))  # as if d were dst's mean distance
+        w = torch.where(beyond, torch.minimum(w, w_far), w)
+    if links is not None and links.numel():
+        lk = links.to(idx.device).long()
+        src = torch.cat([src, lk[0]])
+        dst = torch.cat([dst, lk[1]])
+        w = torch.cat([w, torch.minimum(phi[lk[0]], phi[lk[1]])])
+    return torch.cat([src, dst]), torch.cat([dst, src]), torch.cat([w, w])
+
+
+def _neighbourhood(mass: Tensor, idx: Tensor, dist: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log M_i, r_i)``: the log of the mass around each row (its own plus its neighbours') and the
+    mean distance to its neighbours (1 without neighbours; at least ``_MIN_DIST``).
+
+    Shapes:
+        mass ``[n]``, idx ``[n, k]`` (-1 padded), dist ``[n, k]`` -> ``([n], [n])`` float32.
     """
     valid = idx >= 0  # (n, k)
     m = mass.float()
@@ -175,71 +285,7 @@ def mass_density(mass: Tensor, idx: Tensor, dist: Tensor, dim: float = float(DIM
     count = valid.sum(1)
     mean_d = torch.where(valid, dist.float(), 0.0).sum(1) / count.clamp_min(1)  # (n,)
     mean_d = torch.where(count > 0, mean_d, torch.ones_like(mean_d)).clamp_min(_MIN_DIST)
-    return torch.log(m + nbr_mass) - dim * torch.log(mean_d)
-
-
-def ascend(order: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-    """Steepest ascent on the graph: the peak row every row climbs to (pointer jumping).
-
-    Args:
-        order: ``[n]`` int64 distinct ranks (higher = denser).
-        src, dst: ``[E]`` int64 directed graph edges.
-
-    Returns:
-        ``[n]`` int64 peak row of each row.
-    """
-    n = order.shape[0]
-    rows = torch.arange(n, device=order.device)
-    best = torch.full((n,), -1, dtype=torch.int64, device=order.device)
-    if src.numel():
-        best = best.scatter_reduce(0, src, order[dst], reduce="amax")  # (n,) best neighbour rank
-    by_rank = torch.empty_like(order)
-    by_rank[order] = rows  # row of each rank
-    up = best > order
-    g = torch.where(up, by_rank[best.clamp_min(0)], rows)  # (n,) one step uphill, or stay at a peak
-    return _jump(g)
-
-
-def merge_by_persistence(
-    peak: Tensor, phi: Tensor, order: Tensor, src: Tensor, dst: Tensor, persistence: float
-) -> tuple[Tensor, int]:
-    """Merge basins whose peak rises less than ``persistence`` above their highest saddle (ToMATo).
-
-    Args:
-        peak: ``[n]`` int64 peak row of each row (from :func:`ascend`).
-        phi: ``[n]`` log mass density; order: ``[n]`` int64 ranks (the total order of ``phi``).
-        src, dst: ``[E]`` int64 directed graph edges.
-        persistence: the least rise of a standing peak.
-
-    Returns:
-        ``(peak [n] after merging, rounds run)``.
-    """
-    n = peak.shape[0]
-    dev = peak.device
-    rows = torch.arange(n, device=dev)
-    by_rank = torch.empty_like(order)
-    by_rank[order] = rows
-    saddle_all = torch.minimum(phi[src], phi[dst])  # (E,) the lower end of each edge
-    rounds = 0
-    while rounds < _MAX_ROUNDS:
-        a, b = peak[src], peak[dst]  # (E,) basins at both ends
-        between = a != b  # edges inside one basin never matter again: merged basins stay merged
-        src, dst, saddle_all, a, b = src[between], dst[between], saddle_all[between], a[between], b[between]
-        up = order[b] > order[a]  # edge from a lower-peaked basin into a higher one
-        a, b, s = a[up], b[up], saddle_all[up]
-        if a.numel() == 0:
-            break
-        best_s = torch.full((n,), -math.inf, device=dev).scatter_reduce(0, a, s, reduce="amax")  # (n,)
-        at_best = s == best_s[a]
-        target = torch.full((n,), -1, dtype=torch.int64, device=dev)
-        target = target.scatter_reduce(0, a[at_best], order[b[at_best]], reduce="amax")  # (n,) rank
-        merge = (target >= 0) & (phi - best_s < persistence)  # indexed by peak row
-        rounds += 1
-        if not bool(merge.any()):
-            break
-        g = torch.where(merge, by_rank[target.clamp_min(0)], rows)
-        peak = _jump(g)[peak]
-    return peak, rounds
+    return torch.log(m + nbr_mass), mean_d
 
 
 def _total_order(phi: Tensor) -> Tensor:
@@ -249,29 +295,6 @@ def _total_order(phi: Tensor) -> Tensor:
     order = torch.empty(n, dtype=torch.int64, device=phi.device)
     order[perm] = torch.arange(n, device=phi.device)
     return order
-
-
-def _edge_list(idx: Tensor, links: Tensor | None, n: int) -> tuple[Tensor, Tensor]:
-    """Directed edges (both directions) of the kNN table plus the links."""
-    k = idx.shape[1]
-    src = torch.arange(n, device=idx.device).repeat_interleave(k)  # (n k,)
-    dst = idx.reshape(-1)
-    keep = dst >= 0
-    src, dst = src[keep], dst[keep]
-    if links is not None and links.numel():
-        lk = links.to(idx.device).long()
-        src = torch.cat([src, lk[0]])
-        dst = torch.cat([dst, lk[1]])
-    return torch.cat([src, dst]), torch.cat([dst, src])
-
-
-def _jump(g: Tensor) -> Tensor:
-    """Follow pointers to their roots (``g[root] == root``) by pointer jumping."""
-    while True:
-        nxt = g[g]
-        if torch.equal(nxt, g):
-            return g
-        g = nxt
 
 
 def _clusters(peak: Tensor, min_size: int) -> tuple[Tensor, Tensor]:

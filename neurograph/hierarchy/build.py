@@ -138,7 +138,10 @@ class HierarchyPlan:
 def grouping_of(cdna: CDNA) -> BasinGrouping:
     """The :class:`BasinGrouping` the CDNA asks for."""
     return BasinGrouping(
-        k=cdna.field_neighbors, persistence=cdna.field_persistence, min_size=cdna.min_field_size
+        k=cdna.field_neighbors,
+        persistence=cdna.field_persistence,
+        min_size=cdna.min_field_size,
+        rule=cdna.field_persistence_rule,
     )
 
 
@@ -313,21 +316,25 @@ def _plan_level(
     basins = grouping(mem.pos, mem.mass.float(), scale, mem.links)
     c = basins.cluster  # (n,) device
     g = basins.n_fields
-    sel = c >= 0
-    cs = c[sel]
-    w = mem.mass[sel]  # (s,) float64
+    sel = (c >= 0).nonzero().squeeze(1)  # (s,) rows in a field (one nonzero for every column below)
+    cs = c.index_select(0, sel)
+    w = mem.mass.index_select(0, sel)  # (s,) float64
+    p = mem.pos.index_select(0, sel).double()  # (s, 8)
     msum = torch.zeros(g, dtype=torch.float64, device=dev).index_add_(0, cs, w)  # (G,)
-    pos = torch.zeros(g, 8, dtype=torch.float64, device=dev).index_add_(0, cs, w[:, None] * mem.pos[sel])
+    pos = torch.zeros(g, 8, dtype=torch.float64, device=dev).index_add_(0, cs, w[:, None] * p)
     pos = pos / msum[:, None]  # (G, 8) centroids
-    vel = torch.zeros(g, 8, dtype=torch.float64, device=dev).index_add_(0, cs, w[:, None] * mem.vel[sel])
+    v = mem.vel.index_select(0, sel)
+    vel = torch.zeros(g, 8, dtype=torch.float64, device=dev).index_add_(0, cs, w[:, None] * v)
     vel = vel / msum[:, None]
-    strength = torch.zeros(g, dtype=torch.float64, device=dev).index_add_(0, cs, w * mem.strength[sel]) / msum
-    hits = torch.zeros(g, dtype=torch.int64, device=dev).index_add_(0, cs, mem.hits[sel])
-    seen = torch.zeros(g, dtype=torch.int64, device=dev).scatter_reduce(0, cs, mem.seen[sel], "amax")
-    diff = mem.pos[sel].double() - pos[cs]  # (s, 8)
+    wst = w * mem.strength.index_select(0, sel)
+    strength = torch.zeros(g, dtype=torch.float64, device=dev).index_add_(0, cs, wst) / msum
+    hits = torch.zeros(g, dtype=torch.int64, device=dev).index_add_(0, cs, mem.hits.index_select(0, sel))
+    seen = torch.zeros(g, dtype=torch.int64, device=dev)
+    seen = seen.scatter_reduce(0, cs, mem.seen.index_select(0, sel), "amax")
+    diff = p - pos[cs]  # (s, 8)
     d = torch.sqrt((diff * diff * scale.double()).sum(1))  # (s,) member -> centroid
     radius = torch.zeros(g, dtype=torch.float64, device=dev).scatter_reduce(
-        0, cs, d + mem.radius[sel], "amax"
+        0, cs, d + mem.radius.index_select(0, sel), "amax"
     )
     # identity: old fields at this level, their member counts before the rebuild
     index_of = np.full(alive.size + 1, -1, np.int64)  # slot -> old field index (last entry: none)
