@@ -100,15 +100,20 @@ class TokenState(TensorStore):
         self._write("alive", sl, True)
         self._write("born", sl, tick)
         self._write("seen", sl, tick)
+        self.count = stop
+        self.map_new(start, n)
+        return slots
+
+    def map_new(self, start: int, n: int) -> None:
+        """Host bookkeeping of ``n`` tokens just written at slots ``start..start+n`` with the ids
+        ``next_id..next_id+n``: the id map, the next id, the alive count (every append path calls it)."""
         if self.id_to_slot.shape[0] < self.next_id + n:
             grown = np.full(max(2 * self.id_to_slot.shape[0], self.next_id + n, 1024), -1, np.int64)
             grown[: self.id_to_slot.shape[0]] = self.id_to_slot
             self.id_to_slot = grown
-        self.id_to_slot[self.next_id : self.next_id + n] = slots
+        self.id_to_slot[self.next_id : self.next_id + n] = np.arange(start, start + n, dtype=np.int64)
         self.next_id += n
-        self.count = stop
         self.n_alive += n
-        return slots
 
     def kill(self, slots: np.ndarray) -> None:
         """Mark tokens dead (their ids are never reused)."""

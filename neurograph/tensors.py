@@ -76,6 +76,20 @@ class TensorStore:
             target = getattr(self, name)
             target[sl] = torch.as_tensor(value, dtype=target.dtype).to(self.device)
 
+    def append_rows(self, n: int, columns: dict[str, Any]) -> int:
+        """Write ``n`` new rows from device tensors or scalars (no host values, no sync) and return the
+        first new slot. The caller sets every column and any host-side counter of a subclass."""
+        start = self.count
+        self.grow(start + n)
+        for name, value in columns.items():
+            target = getattr(self, name)[start : start + n]
+            if isinstance(value, torch.Tensor):
+                target.copy_(value)
+            else:
+                target.fill_(value)
+        self.count = start + n
+        return start
+
     def nbytes(self) -> int:
         """Real tensor footprint at the current capacity."""
         return sum(t.numel() * t.element_size() for _, t in self.tensors())

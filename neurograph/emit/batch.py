@@ -23,9 +23,9 @@ below: the co-activated pairs are the row-major entries of the ``[B, w]`` neighb
 the widest row), compacted by a scan; deduplication and ranks are sorts and scans, per-token updates are
 scatters, and the resonating tokens' new values are written by every row that shares them (identical
 values, so no compaction). New tokens and edges are written straight into the stores' tensors
-(:func:`_append_rows`), since the stores' own ``append`` takes host values. On the CPU the same code runs
-on CPU tensors, and the tree index keeps its host-side
-bookkeeping of inserted and moved tokens (views, no copies).
+(``TensorStore.append_rows``, then ``TokenState.map_new`` for the id map), since the stores' own
+``append`` takes host values. On the CPU the same code runs on CPU tensors, and the tree index keeps its
+host-side bookkeeping of inserted and moved tokens (views, no copies).
 
 Host syncs (each one ``.tolist()`` of a few counts; on CUDA a wait for the queued work):
 
@@ -71,7 +71,6 @@ from neurograph.guardian import Guardian
 from neurograph.kinds import ASSOCIATED_WITH, HYPOTHESIS, LEARNABLE, TRIGGER_KINDS
 from neurograph.neighbors import NeighborIndex
 from neurograph.state import EdgeState, TokenState
-from neurograph.tensors import TensorStore
 
 __all__ = ["EmitState", "ingest_batch"]
 
@@ -269,21 +268,6 @@ def _widest_after(edges: EdgeState, plan: Any, tokens_after: int) -> torch.Tenso
     return degree[:rows].max()
 
 
-def _append_rows(store: TensorStore, n: int, columns: dict[str, Any]) -> int:
-    """Write ``n`` new rows into a store's tensors (device tensors or scalars, no host values); returns
-    the first new slot. The caller sets every column and the store's other host-side counters."""
-    start = store.count
-    store.grow(start + n)
-    for name, value in columns.items():
-        target = getattr(store, name)[start : start + n]
-        if isinstance(value, torch.Tensor):
-            target.copy_(value)
-        else:
-            target.fill_(value)
-    store.count = start + n
-    return start
-
-
 def _append_tokens(
     tokens: TokenState,
     cdna: CDNA,
@@ -297,8 +281,7 @@ def _append_tokens(
     n = rows.shape[0]
     mass = cdna.token_mass(pri[rows].to(F64))
     next_id = tokens.next_id
-    start = _append_rows(
-        tokens,
+    start = tokens.append_rows(
         n,
         {
             "pos": x[rows],
@@ -317,14 +300,7 @@ def _append_tokens(
             "alive": True,
         },
     )
-    # the host-side id map and counters, as TokenState.append keeps them
-    if tokens.id_to_slot.shape[0] < next_id + n:
-        grown = np.full(max(2 * tokens.id_to_slot.shape[0], next_id + n, 1024), -1, np.int64)
-        grown[: tokens.id_to_slot.shape[0]] = tokens.id_to_slot
-        tokens.id_to_slot = grown
-    tokens.id_to_slot[next_id : next_id + n] = np.arange(start, start + n)
-    tokens.next_id = next_id + n
-    tokens.n_alive += n
+    tokens.map_new(start, n)  # the host-side id map and counters, as TokenState.append keeps them
 
 
 def _append_edges(edges: EdgeState, cdna: CDNA, plan: Any, n: int, tick: int) -> None:
@@ -337,8 +313,7 @@ def _append_edges(edges: EdgeState, cdna: CDNA, plan: Any, n: int, tick: int) ->
 
     src, dst, cnt = admitted(plan.new_src), admitted(plan.new_dst), admitted(plan.new_count)
     confidence = torch.clamp(cdna.confidence_init + (cnt - 1).to(F64) * cdna.learning_rate, max=1.0)
-    start = _append_rows(
-        edges,
+    start = edges.append_rows(
         n,
         {
             "src": src,
