@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -41,6 +42,7 @@ from neurograph.space import AXES, DIM
 __all__ = ["CDNA", "PERSISTENCE_RULES", "PROFILES", "CDNAHistory"]
 
 _VEC = tuple[float, ...]
+_F32_MAX = 3.4028234663852886e38  # every CDNA number ends up in a float32 tensor
 PERSISTENCE_RULES = ("fixed", "gap")  # values of field_persistence_rule (neurograph/hierarchy/persistence.py)
 
 
@@ -123,7 +125,14 @@ class CDNA:
                 object.__setattr__(self, name, tuple(_as_float(v) for v in value))
         kinds = self.allowed_edge_kinds
         if not isinstance(kinds, (str, bytes)) and hasattr(kinds, "__iter__"):
-            object.__setattr__(self, "allowed_edge_kinds", tuple(kinds))
+            object.__setattr__(
+                self,
+                "allowed_edge_kinds",
+                tuple(
+                    int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
+                    for k in kinds
+                ),
+            )
         violations = self.violations()
         if violations:
             raise InvalidCDNA(violations)
@@ -138,20 +147,27 @@ class CDNA:
             t = types[f.name]
             if t in ("float", float) and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 out.append(f"{f.name} must be a number, got {v!r}")
-            elif t in ("float", float) and not math.isfinite(v):
-                out.append(f"{f.name} must be finite, got {v!r}")
+            elif t in ("float", float) and not abs(v) <= _F32_MAX:  # NaN fails too
+                out.append(f"{f.name} must be finite and within float32 (|v| <= {_F32_MAX:.4g}), got {v!r}")
             elif t in ("int", int) and (isinstance(v, bool) or not isinstance(v, int)):
                 out.append(f"{f.name} must be an integer, got {v!r}")
             elif t in ("bool", bool) and not isinstance(v, bool):
                 out.append(f"{f.name} must be true or false, got {v!r}")
+            elif t in ("str", str) and not isinstance(v, str):
+                out.append(f"{f.name} must be a string, got {v!r}")
+        kinds = self.allowed_edge_kinds
+        if not isinstance(kinds, tuple) or not all(
+            isinstance(k, int) and not isinstance(k, bool) for k in kinds
+        ):
+            out.append(f"allowed_edge_kinds must be a list of relation-group integers, got {kinds!r}")
         if out:  # type errors make the range checks below meaningless
             return out
         for name in ("axis_min", "axis_max", "axis_scale"):
             vec = getattr(self, name)
             if not isinstance(vec, tuple) or len(vec) != DIM:
                 out.append(f"{name} must have {DIM} numbers (one per axis), got {vec!r}")
-            elif not all(isinstance(x, float) and math.isfinite(x) for x in vec):
-                out.append(f"{name} must be finite numbers, got {vec!r}")
+            elif not all(isinstance(x, float) and abs(x) <= _F32_MAX for x in vec):
+                out.append(f"{name} must be finite float32 numbers, got {vec!r}")
         if not out:
             for i, axis in enumerate(AXES):
                 if not self.axis_min[i] < self.axis_max[i]:
