@@ -12,10 +12,12 @@ from neurograph.cdna import CDNA, CDNAHistory
 from neurograph.emit.results import BatchResult, EmitResult
 from neurograph.engine import Engine, SignalSystem
 from neurograph.errors import (
+    InvalidArgument,
     InvalidCDNA,
     InvalidQuery,
     InvalidSignal,
     NeurographError,
+    OptionMismatch,
     QuotaExceeded,
     StoreError,
     UnknownToken,
@@ -42,10 +44,12 @@ __all__ = [
     "EventBus",
     "Guardian",
     "Hierarchy",
+    "InvalidArgument",
     "InvalidCDNA",
     "InvalidQuery",
     "InvalidSignal",
     "NeurographError",
+    "OptionMismatch",
     "QuotaExceeded",
     "SignalSystem",
     "StepStats",

@@ -115,6 +115,11 @@ class CDNA:
     field_link_confidence: float = 0.5  # learned edges at least this confident join the basin graph
     field_overlap: float = 0.5  # shared share of the smaller member set that links an old and a new field
     field_mass_max: float = 1e12  # heaviest field token (a field weighs the sum of its children)
+    # --- what tokens stand for (neurograph/memory.py) ---------------------------------------------------
+    memory_sample: int = 4  # resonating signals sampled per token (reservoir), 0..64
+    label_max_chars: int = 64  # longest label
+    payload_max_bytes: int = 65_536  # largest payload (encoded)
+    max_payload_bytes: int = 2**30  # quota: bytes of the payloads kept
 
     # ------------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -250,6 +255,14 @@ class CDNA:
                 f"allowed_edge_kinds has unknown relation groups {bad!r}; groups are "
                 + ", ".join(f"{n}=0x{g:02X}" for n, g in EDGE_GROUPS.items())
             )
+        for name, lo, hi in (
+            ("memory_sample", 0, 64),
+            ("label_max_chars", 1, 4096),
+            ("payload_max_bytes", 0, 2**31 - 1),
+            ("max_payload_bytes", 0, 2**62),
+        ):
+            if not lo <= getattr(self, name) <= hi:
+                out.append(f"{name} = {getattr(self, name)} must lie in [{lo}, {hi}]")
         for name, lo in (("max_levels", 0), ("min_field_size", 1), ("field_neighbors", 1)):
             if getattr(self, name) < lo:
                 out.append(f"{name} = {getattr(self, name)} must be >= {lo}")

@@ -58,6 +58,7 @@ from neurograph.fields import Dynamics, StepStats
 from neurograph.guardian import Guardian
 from neurograph.hierarchy import Hierarchy, rebuild_hierarchy
 from neurograph.kinds import ENTITY_KINDS
+from neurograph.memory import TokenMemory, decode_payload
 from neurograph.neighbors import NeighborIndex
 from neurograph.persist import Store, StoreConfig, is_store
 from neurograph.query import Encoder, Query, edges_frame, run_query, tokens_frame
@@ -98,6 +99,9 @@ class Engine:
             :attr:`options`): ``"auto"`` (``eager`` on the CPU, ``triton`` on CUDA when triton is
             importable, else ``compiled``), ``"reference"``, ``"eager"``, ``"compiled"`` or ``"triton"``;
             see :mod:`neurograph.fields.backends`.
+        store_payloads: keep the payloads of signals (``emit(..., payload=...)``; default ``True``).
+            ``False`` keeps none of them, for privacy: they are neither stored nor logged (labels and
+            signal ids still are). Kept by the store (see :attr:`options`).
         path: a store directory (DESIGN §8): created if missing, continued (state loaded, its CDNA and
             seed in force) if it holds a store; every state change is logged there before it returns.
             ``None``: in memory only. See ``docs/persistence.md``.
@@ -125,6 +129,7 @@ class Engine:
         keep_snapshots: int = 3,
         hierarchy_every: Any = _UNSET,  # int | None
         dynamics: Any = _UNSET,  # str
+        store_payloads: Any = _UNSET,  # bool
     ) -> None:
         self._lock = threading.RLock()  # every public operation holds it: one at a time, from any thread
         self._worker: ThreadPoolExecutor | None = None  # the engine's own thread for async adapters (call)
@@ -142,8 +147,12 @@ class Engine:
         self.tick = 0
         self._counters = {"signals": 0, "novel": 0, "calls": 0, "emit_ns": 0}
         self._store: Store | None = None  # attached last (below): loading replays through the methods
-        options = {"hierarchy_every": hierarchy_every, "dynamics": dynamics}
+        options = {"hierarchy_every": hierarchy_every, "dynamics": dynamics, "store_payloads": store_payloads}
         given = {k: v for k, v in options.items() if v is not _UNSET}  # the options the caller passed
+        keep = given.get("store_payloads", True)
+        if not isinstance(keep, bool):
+            raise InvalidArgument("store_payloads", keep, "must be True or False")
+        self.memory = TokenMemory(self.cdna.memory_sample, salt=self.seed, keep_payloads=keep)
         self._dynamics_name = given.get("dynamics", "auto")
         self.dynamics = Dynamics(self._dynamics_name, self.device)  # force field, neighbour list, step count
         self._hierarchy_every: int | None = None
@@ -208,16 +217,31 @@ class Engine:
         """Bring the state within the CDNA in force (the Guardian's rule) and rescale the index."""
         self.guardian.conform(self.cdna, self.token_state, self.edge_state)
         self.index.set_scale(self.cdna.axis_scale)
+        self.memory.set_sample_size(self.cdna.memory_sample)
 
     # --- signals ------------------------------------------------------------------------------------
     @_serialised
-    def emit(self, event_type: str, vector: Any, priority: int = 128, **meta: Any) -> EmitResult:
+    def emit(
+        self,
+        event_type: str,
+        vector: Any,
+        priority: int = 128,
+        *,
+        label: str | None = None,
+        payload: Any = None,
+        **meta: Any,
+    ) -> EmitResult:
         """Process one signal (DESIGN §3).
 
         Args:
             event_type: dotted lowercase type, e.g. ``"signal.input.external.text.chat"``.
             vector: 8 finite numbers, one per axis of :data:`~neurograph.space.AXES`.
             priority: integer 0..255 (mass of a new token grows with it).
+            label: a short string the signal carries (a category, a user-level type such as ``'user'``):
+                the new token's ``label`` (queries: ``where label = 'user'``); a resonating token counts
+                it (:mod:`neurograph.memory`).
+            payload: what the signal stood for (a text, a row id, a small JSON-able dict), kept with the
+                token it made or sampled into a resonating token's memory (``eng.token(id)``).
             **meta: ``kind`` (entity type name or code of a new token, default ``"concept"``); every other
                 key travels with the published event.
 
@@ -225,20 +249,24 @@ class Engine:
             An :class:`~neurograph.emit.results.EmitResult`.
 
         Raises:
-            InvalidSignal: malformed input (nothing changes).
-            QuotaExceeded: a new token or edge would break a quota (nothing changes).
+            InvalidSignal: malformed input, a label or payload too long or a payload not JSON-able
+                (nothing changes).
+            QuotaExceeded: a new token or edge, or the payload, would break a quota (nothing changes).
         """
         t0 = time.perf_counter_ns()
         cdna = self.cdna
-        event_type = self.guardian.check_event_type(event_type)
-        x, _ = self.guardian.check_vectors(vector, cdna, batch=False)
-        pri = self.guardian.check_priorities(priority, 1, batch=False)
-        kind = self.guardian.check_kinds(meta.pop("kind", None), 1)
+        g = self.guardian
+        event_type = g.check_event_type(event_type)
+        x, _ = g.check_vectors(vector, cdna, batch=False)
+        pri = g.check_priorities(priority, 1, batch=False)
+        kind = g.check_kinds(meta.pop("kind", None), 1)
+        labels = g.check_labels(label, 1, cdna, batch=False)
+        blobs = g.check_payloads(payload, 1, cdna, self.memory.payload_bytes, batch=False)
         if self.device.type == "cpu":  # the row path: the batch's planner functions, no batch overhead
             result = ingest_one(self._stores, cdna, x[0], int(pri[0]), int(kind[0]), self.tick, t0)
         else:  # a batch of one, on the device
             result = ingest_batch(self._stores, cdna, x, pri, kind, self.tick)[0]
-        self._accepted(event_type, x, pri, kind, meta, result, t0)
+        self._accepted(event_type, x, pri, kind, meta, result, t0, labels, blobs)
         return result
 
     @_serialised
@@ -249,6 +277,8 @@ class Engine:
         priorities: int | Sequence[int] | np.ndarray | torch.Tensor = 128,
         *,
         kinds: str | int | Sequence[str | int] | None = None,
+        labels: str | Sequence[str | None] | None = None,
+        payloads: Sequence[Any] | None = None,
         **meta: Any,
     ) -> BatchResult:
         """Process ``B`` signals with the results of emitting them one by one, in order.
@@ -261,6 +291,8 @@ class Engine:
             vectors: ``[B, 8]`` numbers.
             priorities: one int for all rows or ``B`` ints in 0..255.
             kinds: entity kind of the new tokens: one for all rows or ``B`` (default ``"concept"``).
+            labels: one label for all rows, or ``B`` labels or ``None`` (see :meth:`emit`).
+            payloads: ``B`` payloads or ``None`` (see :meth:`emit`).
             **meta: travels with the published events.
 
         Returns:
@@ -273,8 +305,10 @@ class Engine:
         types = self.guardian.check_event_types(event_types, b)
         pri = self.guardian.check_priorities(priorities, b, batch=True)
         kind = self.guardian.check_kinds(kinds, b)
+        labs = self.guardian.check_labels(labels, b, cdna, batch=True)
+        blobs = self.guardian.check_payloads(payloads, b, cdna, self.memory.payload_bytes, batch=True)
         batch = ingest_batch(self._stores, cdna, x, pri, kind, self.tick)
-        self._accepted(types, x, pri, kind, meta, batch, t0)
+        self._accepted(types, x, pri, kind, meta, batch, t0, labs, blobs)
         return batch
 
     @_serialised
@@ -314,10 +348,22 @@ class Engine:
         meta: Mapping[str, Any],
         result: EmitResult | BatchResult,
         t0: int,
+        labels: list[str | None] | None = None,
+        blobs: list[bytes | None] | None = None,
     ) -> None:
-        """The one place every accepted signal passes: advance the tick, count, log, publish."""
+        """The one place every accepted signal passes: remember, advance the tick, count, log, publish."""
         one = isinstance(result, EmitResult)
         b = 1 if one else len(result)
+        if not self.memory.keep_payloads:
+            blobs = None
+        codes = self.memory.intern(labels) if labels is not None else None
+        if one:
+            slots = self.token_state.slots_of([result.token_id])
+            novel = np.array([result.is_novel])
+        else:
+            slots = self.token_state.slots_of(result.token_ids.numpy())
+            novel = result.is_novel.numpy()
+        self.memory.record(self.tick, slots, novel, codes, blobs)
         self.tick += b
         elapsed = time.perf_counter_ns() - t0
         c = self._counters
@@ -327,7 +373,7 @@ class Engine:
         c["emit_ns"] += elapsed
         if not one:
             result.processing_time_us = elapsed / 1e3
-        self._log_emit(types, x, pri, kind, meta, result)
+        self._log_emit(types, x, pri, kind, meta, result, labels, blobs)
         bus = self.bus
         if isinstance(types, str):
             if not bus.has_subscribers("signals", types):
@@ -336,7 +382,7 @@ class Engine:
         else:
             rows, typ = [i for i, t in enumerate(types) if bus.has_subscribers("signals", t)], types
         for i in rows:
-            bus.publish("signals", typ[i], _payload(result, i, meta))
+            bus.publish("signals", typ[i], _payload(result, i, meta, labels, blobs))
 
     # --- dynamics, the hierarchy of fields, edge upkeep --------------------------------------------
     @property
@@ -421,7 +467,7 @@ class Engine:
         if rebuild:
             self._rebuild_hierarchy()
             self._record("hierarchy")
-        return Hierarchy.from_state(self.token_state, self.edge_state, self.tick)
+        return Hierarchy.from_state(self.token_state, self.edge_state, self.tick, memory=self.memory)
 
     @_serialised
     def learn(self, failed: Any = None) -> LearningStats:
@@ -465,11 +511,15 @@ class Engine:
 
     @property
     def options(self) -> dict[str, Any]:
-        """The engine options that shape the state: ``hierarchy_every`` and ``dynamics`` (the backend
-        asked for). The store keeps them (snapshots and the log), so ``Engine.open(path)`` restores them
-        without arguments; an argument that contradicts the store raises
-        :class:`~neurograph.errors.OptionMismatch`."""
-        return {"hierarchy_every": self._hierarchy_every, "dynamics": self._dynamics_name}
+        """The engine options that shape the state: ``hierarchy_every``, ``dynamics`` (the backend
+        asked for) and ``store_payloads``. The store keeps them (snapshots and the log), so
+        ``Engine.open(path)`` restores them without arguments; an argument that contradicts the store
+        raises :class:`~neurograph.errors.OptionMismatch`."""
+        return {
+            "hierarchy_every": self._hierarchy_every,
+            "dynamics": self._dynamics_name,
+            "store_payloads": self.memory.keep_payloads,
+        }
 
     def _set_options(self, options: Mapping[str, Any]) -> None:
         """Put stored options back (snapshots and the ``options`` log record); the step count stays."""
@@ -480,6 +530,8 @@ class Engine:
             self.dynamics.steps = steps
         if "hierarchy_every" in options:
             self.hierarchy_every = options["hierarchy_every"]
+        if "store_payloads" in options:
+            self.memory.keep_payloads = bool(options["store_payloads"])
 
     def _rebuild_hierarchy(self) -> None:
         """Rebuild the fields (:func:`~neurograph.hierarchy.rebuild_hierarchy`) and publish what changed."""
@@ -586,18 +638,27 @@ class Engine:
             self._store.record(self, op, payload, arrays, rows)
 
     def _log_emit(
-        self, types: Any, x: np.ndarray, pri: np.ndarray, kind: np.ndarray, meta: Any, result: Any
+        self,
+        types: Any,
+        x: np.ndarray,
+        pri: np.ndarray,
+        kind: np.ndarray,
+        meta: Any,
+        result: Any,
+        labels: list[str | None] | None,
+        blobs: list[bytes | None] | None,
     ) -> None:
         """Log an accepted ``emit`` / ``emit_batch`` (durable when the call returns)."""
         if self._store is not None:
-            self._store.record_emit(self, types, x, pri, kind, meta, result)
+            self._store.record_emit(self, types, x, pri, kind, meta, result, labels, blobs)
 
     # --- inspection ---------------------------------------------------------------------------------
     @_serialised
     def tokens(self) -> pd.DataFrame:
         """Alive tokens, one row each: id, kind, level, parent (id, -1 none), mass, radius, strength, hits,
-        one column per axis, activation, born, seen."""
-        return tokens_frame(self.token_state)
+        one column per axis, activation, born, seen, label (the creating signal's; a field's: the most
+        frequent label of the signals below it) and text (the creating signal's payload text)."""
+        return tokens_frame(self.token_state, self.memory)
 
     @_serialised
     def edges(self) -> pd.DataFrame:
@@ -634,20 +695,42 @@ class Engine:
 
     @_serialised
     def token(self, token_id: int) -> dict[str, Any]:
-        """One token as a dict (raises :class:`UnknownToken`)."""
+        """One token as a dict: id, kind, level, mass, hits, position, and what it stands for (see
+        :meth:`~neurograph.memory.TokenMemory.token`): ``signal`` (the id of the signal that created it),
+        ``label``, ``payload``, ``resonances``, ``sample`` (signals that resonated with it, each with its
+        label and payload) and ``label_counts``. Raises :class:`UnknownToken`."""
         slot = int(self.token_state.slots_of([token_id])[0])
         if slot < 0:
             raise UnknownToken(token_id)
         t = self.token_state
         pos = t.gather("pos", np.array([slot]))[0]
-        return {
+        out = {
             "id": int(token_id),
             "kind": ENTITY_KINDS[int(t.gather("kind", np.array([slot]))[0])],
             "level": int(t.gather("level", np.array([slot]))[0]),
             "mass": float(t.gather("mass", np.array([slot]))[0]),
             "hits": int(t.gather("hits", np.array([slot]))[0]),
             "position": dict(zip(AXES, pos.tolist())),
+            **self.memory.token(slot),
         }
+        if out["level"] > 0:  # a field stands for the signals below it: its label is their majority
+            n = t.count
+            codes = self.memory.majority(n, t.level[:n].cpu().numpy(), t.parent[:n].cpu().numpy())
+            out["label"] = self.memory.names[codes[slot]] if codes[slot] >= 0 else None
+            out["label_counts"] = dict(self.memory.label_counts(self._leaves_below(slot)))
+        return out
+
+    def _leaves_below(self, slot: int) -> np.ndarray:
+        """Slots of the level-0 tokens below the field in ``slot``."""
+        t = self.token_state
+        n = t.count
+        parent = t.parent[:n].cpu().numpy()
+        level = t.level[:n].cpu().numpy()
+        alive = t.alive[:n].cpu().numpy()
+        holder = np.arange(n)
+        for _ in range(int(level[slot])):
+            holder = np.where(holder >= 0, parent[np.maximum(holder, 0)], -1)
+        return np.nonzero((holder == slot) & (level == 0) & alive)[0]
 
     # --- queries ------------------------------------------------------------------------------------
     @_serialised
@@ -664,7 +747,9 @@ class Engine:
         Raises:
             InvalidQuery: a malformed query, with its line, column and what was expected there.
         """
-        return run_query(text, self.token_state, self.edge_state, self.cdna.axis_scale, encoder=encoder)
+        return run_query(
+            text, self.token_state, self.edge_state, self.cdna.axis_scale, encoder=encoder, memory=self.memory
+        )
 
     # --- events -------------------------------------------------------------------------------------
     def subscribe(
@@ -686,7 +771,11 @@ SignalSystem = Engine
 
 
 def _payload(
-    result: EmitResult | BatchResult, i: int, meta: Mapping[str, Any]
+    result: EmitResult | BatchResult,
+    i: int,
+    meta: Mapping[str, Any],
+    labels: list[str | None] | None,
+    blobs: list[bytes | None] | None,
 ) -> Callable[[], dict[str, Any]]:
     """The event data of row ``i``, built only when a subscriber reads it."""
 
@@ -694,6 +783,10 @@ def _payload(
         data = (result if isinstance(result, EmitResult) else result[i]).to_dict()
         if meta:
             data["meta"] = dict(meta)
+        if labels is not None and labels[i] is not None:
+            data["label"] = labels[i]
+        if blobs is not None and blobs[i] is not None:
+            data["payload"] = decode_payload(blobs[i])
         return data
 
     return build

@@ -28,6 +28,7 @@ from neurograph.cdna import CDNA
 from neurograph.errors import InvalidSignal, QuotaExceeded
 from neurograph.events.taxonomy import MAX_TYPE_LENGTH, is_event_type
 from neurograph.kinds import DEFAULT_KIND, ENTITY_KINDS, KIND_CODE
+from neurograph.memory import encode_payload
 from neurograph.space import AXES, DIM
 from neurograph.state import EdgeState, TokenState, planned_bytes
 
@@ -196,6 +197,94 @@ class Guardian:
         self._reject("kind", kind, f"must be an entity kind name or a code 0..{len(ENTITY_KINDS) - 1}", index)
         return 0  # unreachable: _reject raises
 
+    # --- labels and payloads (neurograph.memory) ----------------------------------------------------
+    def check_labels(self, labels: Any, n: int, cdna: CDNA, batch: bool) -> list[str | None] | None:
+        """Validate labels: ``None``, one string for all rows, or ``n`` strings or ``None`` (``batch``).
+
+        A label is a non-empty string of at most CDNA ``label_max_chars`` characters, without control
+        characters (a category, a user-level type such as ``'user'``).
+
+        Returns:
+            ``n`` labels (``None`` for none), or ``None`` when no row has one.
+
+        Raises:
+            InvalidSignal: field ``label`` / ``labels`` (with the row), nothing changes.
+        """
+        if labels is None:
+            return None
+        field = "labels" if batch else "label"
+        if isinstance(labels, str) or not batch:
+            return [self._label(labels, field, cdna, None)] * n
+        if isinstance(labels, (bytes, Mapping)) or not hasattr(labels, "__len__"):
+            self._reject(field, labels, f"must be one string or a list of {n} strings or None")
+        seq = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+        if len(seq) != n:
+            self._reject(field, len(seq), f"must be one string or a list of {n} strings or None")
+        out = [None if v is None else self._label(v, field, cdna, i) for i, v in enumerate(seq)]
+        return out if any(v is not None for v in out) else None
+
+    def _label(self, value: Any, field: str, cdna: CDNA, index: int | None) -> str:
+        if not isinstance(value, str) or not value:
+            self._reject(field, value, "must be a non-empty string", index)
+        if len(value) > cdna.label_max_chars:
+            why = f"must be at most label_max_chars = {cdna.label_max_chars} characters, got {len(value)}"
+            self._reject(field, value, why, index)
+        if not value.isprintable():
+            self._reject(field, value, "must not hold control characters (newlines, tabs, ...)", index)
+        return value
+
+    def check_payloads(
+        self, payloads: Any, n: int, cdna: CDNA, stored_bytes: int, batch: bool
+    ) -> list[bytes | None] | None:
+        """Validate and encode payloads (:func:`~neurograph.memory.encode_payload`): what each signal
+        stood for (a text, a row id, a small JSON-able dict), ``None`` for none.
+
+        Each encoded payload is at most CDNA ``payload_max_bytes``; the kept payloads and the new ones
+        together stay within the quota ``max_payload_bytes`` (checked before anything changes, counting
+        every new payload).
+
+        Returns:
+            ``n`` encoded payloads, or ``None`` when no row has one.
+
+        Raises:
+            InvalidSignal: a payload that is not JSON-able or too large (field ``payload`` /
+                ``payloads``, with the row); QuotaExceeded: ``max_payload_bytes``. Nothing changes.
+        """
+        if payloads is None:
+            return None
+        field = "payloads" if batch else "payload"
+        if batch:
+            if isinstance(payloads, (str, bytes, Mapping)) or not hasattr(payloads, "__len__"):
+                self._reject(field, payloads, f"must be a list of {n} payloads (None for none)")
+            seq = payloads.tolist() if isinstance(payloads, np.ndarray) else list(payloads)
+            if len(seq) != n:
+                self._reject(field, len(seq), f"must be a list of {n} payloads (None for none)")
+        else:
+            seq = [payloads]
+        out: list[bytes | None] = []
+        total = 0
+        limit = cdna.payload_max_bytes
+        for i, value in enumerate(seq):
+            if value is None:
+                out.append(None)
+                continue
+            try:
+                blob = encode_payload(value)
+            except (TypeError, ValueError) as exc:
+                why = f"must be a str or JSON-able (dicts with str keys, lists, numbers, None): {exc}"
+                self._reject(field, _short(value), why, i if batch else None)
+            if len(blob) - 1 > limit:
+                why = f"must be at most payload_max_bytes = {limit} bytes encoded, got {len(blob) - 1}"
+                self._reject(field, _short(value), why, i if batch else None)
+            total += len(blob)
+            out.append(blob)
+        if stored_bytes + total > cdna.max_payload_bytes:
+            self.quota_refusals += 1
+            data = {"quota": "max_payload_bytes", "limit": cdna.max_payload_bytes}
+            self._emit("guardian.quota", {**data, "requested": stored_bytes + total})
+            raise QuotaExceeded("max_payload_bytes", cdna.max_payload_bytes, stored_bytes + total)
+        return out if total else None
+
     # --- the state within the CDNA -----------------------------------------------------------------
     def check_widening(self, cdna: CDNA, tokens: TokenState, edges: EdgeState) -> None:
         """Refuse, before anything changes, a CDNA whose wider degree bound would reallocate the adjacency
@@ -304,6 +393,12 @@ class Guardian:
     def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
         if self._publish is not None:
             self._publish("logs", event_type, data)
+
+
+def _short(value: Any) -> Any:
+    """A value for an error message: long reprs cut (a refused payload may be large)."""
+    text = repr(value)
+    return value if len(text) <= 80 else text[:77] + "..."
 
 
 def _to_array(values: Any, field: str, dtype: Any = np.float64) -> np.ndarray:

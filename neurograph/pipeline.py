@@ -43,6 +43,23 @@ __all__ = ["STATS_KEYS", "PipelineBatch", "SignalPipeline"]
 STATS_KEYS = ("total_time_ms", "gateway_time_ms", "core_time_ms", "action_time_ms")
 
 
+def _payload(reading: Any, user_id: Any, chat_id: Any) -> Any:
+    """What the engine keeps of a reading: a text (with the user and chat ids when given), a number or a
+    list of numbers; ``None`` for anything else (vectors are the token's position already)."""
+    if isinstance(reading, str):
+        if user_id is None and chat_id is None:
+            return reading
+        return {"text": reading, "user_id": _plain(user_id), "chat_id": _plain(chat_id)}
+    if isinstance(reading, (int, float)) and not isinstance(reading, bool):
+        return reading
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """An id as JSON takes it (numbers and strings as they are, anything else as its str)."""
+    return value if value is None or isinstance(value, (int, float, str)) else str(value)
+
+
 def _stats(t0: int, t1: int, t2: int, t3: int) -> dict[str, float]:
     return {
         "total_time_ms": (t3 - t0) / 1e6,
@@ -137,8 +154,13 @@ class SignalPipeline:
         *,
         sensor: str = "builtin.text_chat",
         tags: Sequence[str] = (),
+        label: str | None = None,
     ) -> dict[str, Any]:
         """One text through gateway, engine and actions (module docstring for the result).
+
+        The engine keeps the text as the signal's payload (``{"text", "user_id", "chat_id"}`` when either
+        id is given; see :mod:`neurograph.memory`), so fields can be described by their messages;
+        ``label`` (else the sensor's) labels the signal.
 
         Raises:
             InvalidSignal: a bad sensor, text or priority (the gateway), or a signal the Guardian refuses.
@@ -153,6 +175,7 @@ class SignalPipeline:
             metadata=metadata,
             user_id=user_id,
             chat_id=chat_id,
+            label=label,
         )
         return await self._process(signal, t0)
 
@@ -179,6 +202,7 @@ class SignalPipeline:
         if signal.user_id is not None or signal.chat_id is not None:
             meta.update(user_id=signal.user_id, chat_id=signal.chat_id)
         emit = self.engine.emit
+        meta.update(label=signal.label, payload=_payload(signal.payload, signal.user_id, signal.chat_id))
         result = await self._engine(emit, signal.event_type, signal.vector, signal.priority, **meta)
         t2 = time.perf_counter_ns()
         action_results = await self.actions.dispatch(signal, result)
@@ -208,8 +232,10 @@ class SignalPipeline:
         *,
         sensor: str = "builtin.text_chat",
         tags: Sequence[str] = (),
+        labels: str | Sequence[str | None] | None = None,
     ) -> PipelineBatch:
-        """``B`` texts through the pipeline at once (module docstring); ``priority`` may be ``B`` ints."""
+        """``B`` texts through the pipeline at once (module docstring); ``priority`` may be ``B`` ints,
+        ``labels`` one label or ``B``. The texts are kept as payloads, as in :meth:`process_text`."""
         t0 = time.perf_counter_ns()
         signals = self.gateway.push_texts(
             texts,
@@ -219,6 +245,7 @@ class SignalPipeline:
             metadata=metadata,
             user_id=user_id,
             chat_id=chat_id,
+            labels=labels,
         )
         return await self.process_signals(signals, t0=t0)
 
@@ -232,6 +259,8 @@ class SignalPipeline:
             signals.vectors,
             signals.priorities,
             kinds=signals.kind,
+            labels=signals.labels,
+            payloads=[_payload(p, signals.user_id, signals.chat_id) for p in signals.payloads],
             sensor=signals.sensor,
         )
         t2 = time.perf_counter_ns()

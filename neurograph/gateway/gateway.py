@@ -75,15 +75,18 @@ class Gateway:
         metadata: Mapping[str, Any] | None = None,
         user_id: Any = None,
         chat_id: Any = None,
+        label: str | None = None,
     ) -> SignalEvent:
-        """A text reading (a chat message, a command, ...) as a signal event.
+        """A text reading (a chat message, a command, ...) as a signal event; ``label`` (else the
+        sensor's) becomes the label of the signal's token.
 
         Raises:
             InvalidSignal: unknown or disabled sensor, a sensor that does not read text, a non-string
                 text, a priority outside 0..255.
         """
         s = self._sensor(sensor, "text")
-        return self._event(s, s.encoder.encode(text), text, priority, tags, metadata, user_id, chat_id)
+        x = s.encoder.encode(text)
+        return self._event(s, x, text, priority, tags, metadata, user_id, chat_id, label)
 
     def push_numeric(
         self,
@@ -95,10 +98,12 @@ class Gateway:
         metadata: Mapping[str, Any] | None = None,
         user_id: Any = None,
         chat_id: Any = None,
+        label: str | None = None,
     ) -> SignalEvent:
         """A number (or a few) read by a numeric sensor, as a signal event (errors as ``push_text``)."""
         s = self._sensor(sensor, "numeric")
-        return self._event(s, s.encoder.encode(value), value, priority, tags, metadata, user_id, chat_id)
+        x = s.encoder.encode(value)
+        return self._event(s, x, value, priority, tags, metadata, user_id, chat_id, label)
 
     def push_vector(
         self,
@@ -110,11 +115,12 @@ class Gateway:
         metadata: Mapping[str, Any] | None = None,
         user_id: Any = None,
         chat_id: Any = None,
+        label: str | None = None,
     ) -> SignalEvent:
         """8 numbers taken as they are (no encoder) from ``sensor``, as a signal event."""
         s = self._sensor(sensor, None)
         x = _VECTOR.encode(vector)
-        return self._event(s, x, vector, priority, tags, metadata, user_id, chat_id)
+        return self._event(s, x, vector, priority, tags, metadata, user_id, chat_id, label)
 
     def _sensor(self, name: str, accepts: str | None) -> Sensor:
         s = self.sensors.active.get(name)
@@ -147,6 +153,7 @@ class Gateway:
         metadata: Mapping[str, Any] | None,
         user_id: Any,
         chat_id: Any,
+        label: str | None = None,
     ) -> SignalEvent:
         p = self._priority(s, priority)
         tick = self.tick
@@ -166,6 +173,7 @@ class Gateway:
             user_id,
             chat_id,
             metadata if metadata else EMPTY,
+            label if label is not None else s.label,
         )
 
     # --- a batch of readings -------------------------------------------------------------------------
@@ -203,6 +211,7 @@ class Gateway:
         metadata: Mapping[str, Any] | None = None,
         user_id: Any = None,
         chat_id: Any = None,
+        labels: str | Sequence[str | None] | None = None,
     ) -> SignalBatch:
         b = x.shape[0]
         if priority is None or isinstance(priority, (int, np.integer)):
@@ -228,6 +237,7 @@ class Gateway:
             user_id,
             chat_id,
             metadata if metadata else EMPTY,
+            labels if labels is not None else s.label,
         )
 
     def stats(self) -> dict[str, Any]:

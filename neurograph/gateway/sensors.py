@@ -61,6 +61,7 @@ class Sensor:
     tags: tuple[str, ...] = ()  # added to every signal's tags
     enabled: bool = True  # a disabled sensor refuses pushes
     description: str = ""
+    label: str | None = None  # label of its signals (Engine.emit(label=...)), unless a push sets one
     event_type: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +79,8 @@ class Sensor:
             raise InvalidSignal("priority", self.priority, "must be an integer in 0..255")
         if self.kind not in ENTITY_KINDS:
             raise InvalidSignal("kind", self.kind, f"must be one of {list(ENTITY_KINDS)}")
+        if self.label is not None and (not isinstance(self.label, str) or not self.label):
+            raise InvalidSignal("label", self.label, "must be a non-empty string or None")
         tags = (self.tags,) if isinstance(self.tags, str) else tuple(self.tags)
         if not all(isinstance(t, str) for t in tags):
             raise InvalidSignal("tags", self.tags, "must be strings")

@@ -54,6 +54,7 @@ class SignalEvent:
     user_id: Any = None
     chat_id: Any = None
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    label: str | None = None  # the token's label (Engine.emit(label=...)): the push's or the sensor's
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (JSON-safe when the payload and metadata are)."""
@@ -71,6 +72,7 @@ class SignalEvent:
             "user_id": self.user_id,
             "chat_id": self.chat_id,
             "metadata": dict(self.metadata),
+            "label": self.label,
         }
 
     def __repr__(self) -> str:
@@ -100,6 +102,7 @@ class SignalBatch:
     user_id: Any = None
     chat_id: Any = None
     metadata: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    labels: str | Sequence[str | None] | None = None  # one for all rows or one per row
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -134,6 +137,7 @@ class SignalBatch:
             self.user_id,
             self.chat_id,
             self.metadata,
+            self.labels if self.labels is None or isinstance(self.labels, str) else self.labels[i],
         )
 
     def __iter__(self) -> Iterator[SignalEvent]:

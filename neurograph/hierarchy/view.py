@@ -17,6 +17,11 @@ Lookups by public id: ``parent(id)`` (``None`` at the top or outside any field),
 ``path(id)`` (the ids from the token up to the top), ``fields(level)`` (a DataFrame), ``assignment``
 (the level-``L`` field of every level-0 token), ``ancestors(ids, level)``; exports ``to_networkx()``
 (a forest of ``part_of`` arcs child -> parent) and ``to_pandas()`` (one row per token of every level).
+
+What fields contain (with the engine's :class:`~neurograph.memory.TokenMemory`, as ``Engine.hierarchy()``
+gives it): ``describe(field_id)`` (size, mass, label histogram, exemplars with payloads, distinguishing
+terms, a name; :mod:`neurograph.hierarchy.describe`) and the ``label`` and ``name`` columns of
+``to_pandas()`` / ``fields(level)``. Payloads are read from the memory when asked for.
 torch_geometric is imported on the first snapshot, so that ``import neurograph`` stays light.
 """
 
@@ -29,7 +34,9 @@ import pandas as pd
 import torch
 
 from neurograph.errors import UnknownToken
+from neurograph.hierarchy.describe import FieldDescription, distinguishing_terms, field_name
 from neurograph.kinds import is_learned_kind
+from neurograph.memory import TokenMemory, text_of
 from neurograph.space import AXES
 from neurograph.state import EdgeState, TokenState
 
@@ -45,11 +52,24 @@ class Hierarchy:
     Args:
         levels: one :class:`~torch_geometric.data.Data` per level, level 0 first.
         tick: the engine tick of the snapshot.
+        memory: what the tokens stand for, with ``leaf_slots`` (the slot of each level-0 row) and
+            ``labels`` (each row's label code per level, from ``TokenMemory.majority``).
     """
 
-    def __init__(self, levels: list[Data], tick: int = 0) -> None:
+    def __init__(
+        self,
+        levels: list[Data],
+        tick: int = 0,
+        memory: TokenMemory | None = None,
+        leaf_slots: np.ndarray | None = None,
+        labels: list[np.ndarray] | None = None,
+    ) -> None:
         self.levels = levels
         self.tick = int(tick)
+        self.memory = memory
+        self._leaf_slots = leaf_slots
+        self._labels = labels
+        self._terms: dict[int, dict[int, list[str]]] = {}  # level -> field id -> terms (on first use)
         ids = [lv.ids.numpy() for lv in levels]
         self._ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)  # every id, level by level
         self._level = np.concatenate([np.full(len(x), i) for i, x in enumerate(ids)]) if ids else self._ids
@@ -64,8 +84,10 @@ class Hierarchy:
 
     # --- construction -------------------------------------------------------------------------------
     @classmethod
-    def from_state(cls, tokens: TokenState, edges: EdgeState, tick: int = 0) -> Hierarchy:
-        """Snapshot the alive tokens of a store, level by level."""
+    def from_state(
+        cls, tokens: TokenState, edges: EdgeState, tick: int = 0, memory: TokenMemory | None = None
+    ) -> Hierarchy:
+        """Snapshot the alive tokens of a store, level by level (with ``memory``: what they stand for)."""
         from torch_geometric.data import Data  # imported here: it pulls in torch._dynamo (slow, heavy)
 
         n = tokens.count
@@ -110,7 +132,11 @@ class Hierarchy:
                 )
             )
             e_index, e_weight = _coarsen(e_index, e_weight, cluster)
-        return cls(levels, tick)
+        if memory is None:
+            return cls(levels, tick)
+        codes = memory.majority(n, level, parent)
+        labels = [codes[slots] for slots in slots_by_level]
+        return cls(levels, tick, memory, slots_by_level[0] if slots_by_level else None, labels)
 
     # --- shape --------------------------------------------------------------------------------------
     @property
@@ -190,6 +216,81 @@ class Hierarchy:
             raise UnknownToken(int(token_ids[~ok][0]))
         return self.assignment(level)[order[pos]]
 
+    # --- what fields contain ------------------------------------------------------------------------
+    def describe(self, field_id: int, exemplars: int = 5, terms: int = 8) -> FieldDescription:
+        """What a field contains: size, mass, the label histogram of the signals below it, the ``exemplars``
+        level-0 tokens nearest its centre with their payloads, its distinguishing ``terms`` and a name.
+
+        Raises:
+            UnknownToken: ``field_id`` is not a token of this snapshot.
+            InvalidArgument: the snapshot has no memory (made by ``Hierarchy.from_state`` without one).
+        """
+        memory = self._need_memory()
+        entry = self._entry(field_id)
+        lv = int(self._level[entry])
+        rows = self._leaf_rows(field_id, lv)
+        slots = self._leaf_slots[rows]
+        counts = memory.label_counts(slots)
+        labels = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        field_terms = self._level_terms(lv, terms).get(int(field_id), []) if lv > 0 else []
+        frame = self.to_pandas()
+        row = frame.iloc[entry]  # to_pandas lists the tokens in the order of the lookups
+        centre = self.levels[lv].pos.numpy()[int(np.searchsorted(self.levels[lv].ids.numpy(), field_id))]
+        pos = self.levels[0].pos.numpy()[rows]
+        dist = np.sqrt(((pos.astype(np.float64) - centre) ** 2).sum(1))
+        near = np.argsort(dist, kind="stable")[:exemplars]
+        ex_slots = slots[near]
+        payloads = [memory.payload(memory.origin[s]) if memory.origin[s] >= 0 else None for s in ex_slots]
+        ex = pd.DataFrame(
+            {
+                "id": self.levels[0].ids.numpy()[rows][near],
+                "distance": dist[near],
+                "label": [memory.names[c] if c >= 0 else None for c in memory.label[ex_slots].tolist()],
+                "payload": payloads,
+                "text": [text_of(p) for p in payloads],
+            }
+        )
+        return FieldDescription(
+            id=int(field_id),
+            level=lv,
+            name=field_name(int(field_id), labels, field_terms),
+            size=int(row["size"]),
+            tokens=int(row["tokens"]),
+            mass=float(row["mass"]),
+            labels=labels,
+            exemplars=ex,
+            terms=field_terms,
+        )
+
+    def _need_memory(self) -> TokenMemory:
+        if self.memory is None or self._leaf_slots is None:
+            from neurograph.errors import InvalidArgument
+
+            raise InvalidArgument("memory", None, "this Hierarchy was made without the engine's memory")
+        return self.memory
+
+    def _leaf_rows(self, token_id: int, level: int) -> np.ndarray:
+        """Rows of ``levels[0]`` below the token (the token's own row at level 0)."""
+        if level == 0:
+            return np.searchsorted(self.levels[0].ids.numpy(), [token_id])
+        return np.nonzero(self.assignment(level) == token_id)[0]
+
+    def _level_terms(self, level: int, top: int = 8) -> dict[int, list[str]]:
+        """Distinguishing terms of every field of ``level`` (cached)."""
+        if level not in self._terms:
+            memory = self._need_memory()
+            owner = self.assignment(level)
+            ids = self.levels[level].ids.numpy()
+            texts = memory.texts(self._leaf_slots, sampled=True)
+            docs: dict[int, list[str]] = {int(i): [] for i in ids}
+            for fid, text in zip(owner.tolist(), texts):
+                if fid >= 0 and text:
+                    docs[fid].append(text)
+            keys = list(docs)
+            terms = distinguishing_terms(["\n".join(docs[k]) for k in keys], top)
+            self._terms[level] = dict(zip(keys, terms))
+        return self._terms[level]
+
     # --- tables and graphs --------------------------------------------------------------------------
     def fields(self, level: int = 1) -> pd.DataFrame:
         """The fields of one level: id, level, parent (-1 none), size (children), tokens (level-0
@@ -198,7 +299,8 @@ class Hierarchy:
         return frame[frame["level"] == level].reset_index(drop=True)
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per token of every level (columns as :meth:`fields`)."""
+        """One row per token of every level (columns as :meth:`fields`; with the engine's memory also
+        ``label``, the most frequent label of the signals below, and for fields ``name``)."""
         rows = []
         below = None  # level-0 descendants of each row of the level below
         for lv, data in enumerate(self.levels):
@@ -226,6 +328,18 @@ class Hierarchy:
             }
             pos = data.pos.numpy()
             frame.update({axis: pos[:, i] for i, axis in enumerate(AXES)})
+            if self._labels is not None and self.memory is not None:
+                names = np.asarray([*self.memory.names, None], dtype=object)
+                codes = self._labels[lv]
+                frame["label"] = names[np.where(codes >= 0, codes, len(self.memory.names))]
+                if lv > 0:
+                    terms = self._level_terms(lv)
+                    frame["name"] = [
+                        lab if lab is not None else field_name(int(i), {}, terms.get(int(i), []))
+                        for i, lab in zip(frame["id"].tolist(), frame["label"].tolist())
+                    ]
+                else:
+                    frame["name"] = np.full(n, None, dtype=object)
             rows.append(pd.DataFrame(frame))
         if not rows:
             return pd.DataFrame(columns=["id", "level", "parent", "size", "tokens", "mass", "radius"])

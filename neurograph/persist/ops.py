@@ -39,6 +39,7 @@ import torch
 from neurograph.cdna import CDNA
 from neurograph.emit.results import BatchResult, EmitResult
 from neurograph.errors import StoreError
+from neurograph.memory import decode_payload
 from neurograph.persist.format import Engine
 from neurograph.persist.log import Record
 from neurograph.persist.snapshot import restore
@@ -105,8 +106,14 @@ def emit_record(
     meta: Mapping[str, Any] | None,
     result: EmitResult | BatchResult,
     tick: int,
+    *,
+    labels: list[str | None] | None = None,
+    blobs: list[bytes | None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Payload and arrays of one ``emit`` (an :class:`EmitResult`) or ``emit_batch`` call.
+
+    Labels travel in the payload (one string when every row has the same); payloads, already encoded
+    (:func:`~neurograph.memory.encode_payload`), as one byte array and their lengths (-1: none).
 
     Shapes:
         x ``[B, 8]`` float32 (clamped), priority ``[B]`` ints in 0..255, kind ``[B]`` int16.
@@ -125,6 +132,9 @@ def emit_record(
         novel = result.is_novel.numpy().astype(bool, copy=False)
     if meta:
         payload["meta"] = dict(meta)
+    if labels is not None:
+        same = all(v == labels[0] for v in labels)
+        payload["label" if same else "labels"] = labels[0] if same else list(labels)
     arrays = {
         "vectors": np.asarray(x, np.float32),
         "priorities": np.asarray(priority).astype(np.uint8),
@@ -132,7 +142,27 @@ def emit_record(
         "token_ids": ids,
         "is_novel": novel,
     }
+    if blobs is not None:
+        arrays["payload_lengths"] = np.array([-1 if b is None else len(b) for b in blobs], np.int64)
+        arrays["payload_bytes"] = np.frombuffer(b"".join(b for b in blobs if b is not None), np.uint8)
     return payload, arrays
+
+
+def _logged_payloads(arrays: Mapping[str, np.ndarray]) -> list[Any] | None:
+    """The payloads of a logged emit, decoded (``None`` when it logged none)."""
+    lengths = arrays.get("payload_lengths")
+    if lengths is None:
+        return None
+    data = arrays["payload_bytes"].tobytes()
+    out: list[Any] = []
+    offset = 0
+    for n in lengths.tolist():
+        if n < 0:
+            out.append(None)
+            continue
+        out.append(decode_payload(data[offset : offset + n]))
+        offset += n
+    return out
 
 
 @register_op("emit")
@@ -141,12 +171,17 @@ def _replay_emit(engine: Engine, rec: Record) -> int:
     a, p = rec.arrays, rec.payload
     off = int(engine.tick != p.get("tick", engine.tick))
     x, pri, kind = a["vectors"], a["priorities"].astype(np.int64), a["kinds"].astype(np.int64)
+    payloads = _logged_payloads(a)
+    labels = p.get("label", p.get("labels"))
     if p.get("one"):
-        ids = np.array([engine.emit(p["event_type"], x[0], int(pri[0]), kind=int(kind[0])).token_id])
+        one = payloads[0] if payloads is not None else None
+        r = engine.emit(p["event_type"], x[0], int(pri[0]), kind=int(kind[0]), label=labels, payload=one)
+        ids = np.array([r.token_id])
     else:
         kinds = int(kind[0]) if kind.size and (kind == kind[0]).all() else kind  # one kind: no per-row loop
         types = p["event_type"] if "event_type" in p else p["event_types"]
-        ids = engine.emit_batch(types, x, pri, kinds=kinds).token_ids.numpy()
+        batch = engine.emit_batch(types, x, pri, kinds=kinds, labels=labels, payloads=payloads)
+        ids = batch.token_ids.numpy()
     return off + int(np.count_nonzero(ids != a["token_ids"]))
 
 

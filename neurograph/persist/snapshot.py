@@ -120,6 +120,8 @@ def capture(engine: Engine, seq: int) -> tuple[dict[str, torch.Tensor], dict[str
     tensors["edges.adj"] = e.adj[:rows, :width].detach().cpu().contiguous()
     tensors["edges.nbr"] = e.nbr[:rows, :width].detach().cpu().contiguous()
     tensors["rng.torch"] = engine.generator.get_state().cpu()
+    for name, array in engine.memory.state_dict(t.count).items():  # what tokens stand for
+        tensors[f"memory.{name}"] = torch.from_numpy(np.ascontiguousarray(array))
     g = engine.guardian
     meta = {
         "format_version": FORMAT_VERSION,
@@ -139,6 +141,7 @@ def capture(engine: Engine, seq: int) -> tuple[dict[str, torch.Tensor], dict[str
         "numpy_rng": engine.rng.bit_generator.state,
         "guardian": {"rejected": g.rejected, "clamped": g.clamped, "quota_refusals": g.quota_refusals},
         "history": engine.history.to_dict(),
+        "memory_labels": list(engine.memory.names),
         "state": _extra_state(engine),
     }
     return tensors, meta
@@ -201,6 +204,10 @@ def restore(engine: Engine, tensors: dict[str, torch.Tensor], meta: dict[str, An
     for name, value in meta.get("state", {}).items():
         if name in STATE:
             STATE[name].set_fn(engine, value)
+    mem = {k.split(".", 1)[1]: v.numpy() for k, v in tensors.items() if k.startswith("memory.")}
+    if mem:  # snapshots from before labels and payloads have none
+        engine.memory.load_state_dict(mem, meta.get("memory_labels", []))
+    engine.memory.set_sample_size(engine.cdna.memory_sample)
     engine.index.set_scale(engine.cdna.axis_scale)  # the metric of the restored CDNA; invalidates
 
 

@@ -357,10 +357,14 @@ class Store:
         kind: np.ndarray,
         meta: Mapping[str, Any] | None,
         result: EmitResult | BatchResult,
+        labels: list[str | None] | None = None,
+        blobs: list[bytes | None] | None = None,
     ) -> int:
         """Log one ``emit`` (``result`` an EmitResult) or ``emit_batch`` call, after the engine applied it."""
         rows = x.shape[0]
-        payload, arrays = emit_record(types, x, priority, kind, meta, result, engine.tick - rows)
+        payload, arrays = emit_record(
+            types, x, priority, kind, meta, result, engine.tick - rows, labels=labels, blobs=blobs
+        )
         return self.record(engine, "emit", payload, arrays, rows=rows)
 
     def _due(self) -> bool:

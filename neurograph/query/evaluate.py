@@ -50,10 +50,12 @@ import torch
 
 from neurograph.errors import InvalidQuery
 from neurograph.kinds import EDGE_GROUPS, ENTITY_KINDS, MUTABILITY
+from neurograph.memory import TokenMemory
 from neurograph.query.grammar import (
     Column,
     Compare,
     Condition,
+    Contains,
     Literal,
     Member,
     Near,
@@ -64,6 +66,7 @@ from neurograph.query.grammar import (
     QueryError,
     parse_query,
 )
+from neurograph.query.tables import memory_columns
 from neurograph.space import AXES, distance
 from neurograph.state import EdgeState, TokenState
 
@@ -74,6 +77,7 @@ TOKEN_COLUMNS: tuple[str, ...] = (
     *AXES,
     *("activation", "born", "seen"),
 )
+MEMORY_COLUMNS: tuple[str, ...] = ("label", "text")  # token columns from the engine's memory
 EDGE_COLUMNS: tuple[str, ...] = (
     "id",
     "source",
@@ -111,6 +115,7 @@ def run_query(
     axis_scale: Sequence[float],
     *,
     encoder: Encoder | None = None,
+    memory: TokenMemory | None = None,
 ) -> pd.DataFrame:
     """Run ``query`` against the stores and return the selected rows.
 
@@ -120,6 +125,7 @@ def run_query(
         edges: the edge store (read only).
         axis_scale: ``[8]`` scales of the weighted metric (the CDNA's ``axis_scale``) for ``near``.
         encoder: ``str -> 8 numbers``, needed by ``near "<text>"``.
+        memory: what the tokens stand for: the ``label`` and ``text`` columns (none without it).
 
     Returns:
         A DataFrame with the columns of ``engine.tokens()`` / ``engine.edges()`` (plus ``distance`` with
@@ -132,7 +138,7 @@ def run_query(
     q = parse_query(query) if isinstance(query, str) else query
     if not isinstance(q, Query):
         raise InvalidQuery(f"a query must be a string or a Query, got {type(query).__name__}")
-    table: _Table = _EdgeTable(edges, tokens) if q.table == "edges" else _TokenTable(tokens, q.table)
+    table: _Table = _EdgeTable(edges, tokens) if q.table == "edges" else _TokenTable(tokens, q.table, memory)
     mask = table.rows()  # (n,) bool
     dist = None
     if q.near is not None:
@@ -177,8 +183,9 @@ class _Names:
 
     column: str
     codes: torch.Tensor  # (n,) integer codes, the dtype of the state column
-    names: tuple[str, ...]
+    names: tuple[str | None, ...]
     rank: tuple[int, ...]
+    open: bool = False  # any name may be asked for (labels); an unknown one matches nothing
 
     def codes_of(self, q: Query, lit: Literal) -> list[int]:
         """Codes whose name is the string ``lit`` (an unknown name is an error listing the valid ones)."""
@@ -187,13 +194,31 @@ class _Names:
                 f"column {self.column!r} holds names: compare it with a quoted name, got {lit}", lit.pos
             )
         hits = [i for i, name in enumerate(self.names) if name == lit.value]
+        if not hits and self.open:
+            return []
         if not hits:
             valid = tuple(dict.fromkeys(self.names))
-            raise q.error(f"unknown {self.column} {lit}; valid names are {', '.join(valid)}", lit.pos, valid)
+            hint = ""
+            if self.column == "kind":  # the seed's "where type = 'user'"
+                hint = f" (type is the entity kind; a user-level type is a label: use label = {lit})"
+            reason = f"unknown {self.column} {lit}; valid names are {', '.join(valid)}{hint}"
+            raise q.error(reason, lit.pos, valid)
         return hits
 
 
-Value = torch.Tensor | _Names | int | float | str  # an evaluated operand
+@dataclass(frozen=True)
+class _Texts:
+    """A text column: one str or ``None`` per used slot (host values)."""
+
+    column: str
+    values: pd.Series  # (n,) string dtype, <NA> for none
+
+    def contains(self, text: str, device: torch.device) -> torch.Tensor:
+        hit = self.values.str.contains(text, case=False, regex=False).fillna(False)
+        return torch.from_numpy(hit.to_numpy(dtype=bool)).to(device)
+
+
+Value = torch.Tensor | _Names | _Texts | int | float | str  # an evaluated operand
 
 
 class _Table(ABC):
@@ -205,14 +230,14 @@ class _Table(ABC):
     device: torch.device
 
     def __init__(self) -> None:
-        self._cache: dict[str, torch.Tensor | _Names] = {}
+        self._cache: dict[str, torch.Tensor | _Names | _Texts] = {}
 
     @abstractmethod
     def rows(self) -> torch.Tensor:
         """``[n]`` bool: which used slots are rows of this table."""
 
     @abstractmethod
-    def compute(self, name: str) -> torch.Tensor | _Names:
+    def compute(self, name: str) -> torch.Tensor | _Names | _Texts:
         """Column ``name`` over the used slots."""
 
     @abstractmethod
@@ -224,7 +249,7 @@ class _Table(ABC):
         pos = q.near.pos if q.near is not None else (1, 1)
         raise q.error(f"near needs positions; {self.name} have none (use tokens, nodes or fields)", pos)
 
-    def column(self, q: Query, col: Column) -> torch.Tensor | _Names:
+    def column(self, q: Query, col: Column) -> torch.Tensor | _Names | _Texts:
         """The values of ``col`` (``[n]``), resolving aliases; unknown columns name the valid ones."""
         name = _ALIASES["edges" if self.name == "edges" else "tokens"].get(col.name, col.name)
         if name == "distance" and "distance" not in self._cache:
@@ -243,21 +268,35 @@ class _Table(ABC):
         values = self.column(q, col)
         if isinstance(values, _Names):
             return torch.tensor(values.rank, device=self.device)[values.codes[idx].long()]
+        if isinstance(values, _Texts):
+            order = values.values.fillna("").rank(method="dense").to_numpy(dtype=np.int64)
+            return torch.from_numpy(order).to(self.device)[idx]
         return values[idx]
 
 
 class _TokenTable(_Table):
-    def __init__(self, t: TokenState, name: str) -> None:
+    def __init__(self, t: TokenState, name: str, memory: TokenMemory | None = None) -> None:
         super().__init__()
-        self.t, self.name, self.columns = t, name, TOKEN_COLUMNS
+        self.t, self.name, self.memory = t, name, memory
+        self.columns = TOKEN_COLUMNS + (MEMORY_COLUMNS if memory is not None else ())
         self.n, self.device = t.count, t.device
 
     def rows(self) -> torch.Tensor:
         alive = self.t.alive[: self.n].clone()  # (n,)
         return alive & (self.t.level[: self.n] >= 1) if self.name == "fields" else alive
 
-    def compute(self, name: str) -> torch.Tensor | _Names:
+    def compute(self, name: str) -> torch.Tensor | _Names | _Texts:
         t, n = self.t, self.n
+        if name in MEMORY_COLUMNS and self.memory is not None:
+            cols = memory_columns(
+                self.memory, np.arange(n), t.level[:n].cpu().numpy(), t.parent[:n].cpu().numpy()
+            )
+            if name == "text":
+                return _Texts("text", pd.Series(cols["text"]))
+            names = (None, *self.memory.names)
+            codes = np.array([self.memory.code_of(v) if isinstance(v, str) else -1 for v in cols["label"]])
+            rank = tuple(np.argsort(np.argsort(np.array(["", *self.memory.names], dtype=object))).tolist())
+            return _Names("label", torch.from_numpy(codes + 1).to(self.device), names, rank, open=True)
         if name == "kind":
             ranks = tuple(range(len(ENTITY_KINDS)))  # the frame's Categorical sorts by code
             return _Names("kind", t.kind[:n], ENTITY_KINDS, ranks)
@@ -296,6 +335,10 @@ class _TokenTable(_Table):
         for i, axis in enumerate(AXES):
             data[axis] = pos[:, i]
         data.update(activation=get("activation"), born=get("born"), seen=get("seen"))
+        if self.memory is not None:
+            n = self.n
+            level, parent = t.level[:n].cpu().numpy(), t.parent[:n].cpu().numpy()
+            data.update(memory_columns(self.memory, idx.cpu().numpy(), level, parent))
         if "distance" in self._cache:
             data["distance"] = self._cache["distance"][idx].cpu().numpy()
         return pd.DataFrame(data)
@@ -381,6 +424,8 @@ class _Mask:
             return self.full(self.compare(c))
         if isinstance(c, Member):
             return self.full(self.member(c))
+        if isinstance(c, Contains):
+            return self.contains(c)
         return _reduce(torch.logical_and, [self.condition(p) for p in c.parts])  # And
 
     def full(self, mask: torch.Tensor | bool) -> torch.Tensor:
@@ -420,6 +465,13 @@ class _Mask:
                 raise self.q.error(f"cannot compare {c.left} with {c.right}: names and numbers", c.pos)
             hit = _isin(names.codes, names.codes_of(self.q, lit))
         return hit if c.op == "=" else ~hit
+
+    def contains(self, c: Contains) -> torch.Tensor:
+        values = self.value(c.operand)
+        if not isinstance(values, _Texts):
+            raise self.q.error(f"contains needs a text column (text), got {c.operand}", c.pos)
+        hit = values.contains(str(c.text.value), self.table.device)
+        return ~hit if c.negated else hit
 
     def member(self, m: Member) -> torch.Tensor | bool:
         values = self.value(m.operand)

@@ -11,8 +11,9 @@ A query reads like a sentence (keywords are case-insensitive, column names too):
 The clauses come in this order, each at most once (``where`` and ``near`` may also swap). A
 *condition* combines comparisons with ``and``, ``or``, ``not`` and parentheses (``not`` binds tightest,
 then ``and``, then ``or``). A comparison is ``<operand> <op> <operand>`` with ``op`` one of
-``= == != <> < <= > >=`` and operands column names or literals, or ``<operand> [not] in (<literal>,
-...)``. Literals are numbers (``3``, ``-0.25``, ``1e-3``) and strings in single or double quotes (a
+``= == != <> < <= > >=`` and operands column names or literals, ``<operand> [not] in (<literal>,
+...)``, or ``<column> [not] contains '<text>'`` (a substring, case-insensitive; for the ``text``
+column). Literals are numbers (``3``, ``-0.25``, ``1e-3``) and strings in single or double quotes (a
 backslash escapes the next character). The 8 numbers of ``near`` may be bare, comma separated, or in
 ``[...]`` or ``(...)``. There is no arithmetic: compare columns with literals or with other columns.
 
@@ -36,7 +37,19 @@ from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedInput, Unexp
 
 from neurograph.errors import InvalidQuery
 
-__all__ = ["And", "Column", "Compare", "Literal", "Member", "Near", "Not", "Or", "Query", "QueryError"]
+__all__ = [
+    "And",
+    "Column",
+    "Compare",
+    "Contains",
+    "Literal",
+    "Member",
+    "Near",
+    "Not",
+    "Or",
+    "Query",
+    "QueryError",
+]
 __all__ += ["COMPARISONS", "TABLES", "parse_query"]
 
 TABLES: tuple[str, ...] = ("tokens", "nodes", "edges", "fields")
@@ -54,6 +67,8 @@ where: _WHERE or_expr
 ?atom: operand COMP_OP operand -> compare
      | operand _IN _LPAR literals _RPAR -> member
      | operand _NOT _IN _LPAR literals _RPAR -> not_member
+     | operand _CONTAINS STRING -> contains
+     | operand _NOT _CONTAINS STRING -> not_contains
      | _LPAR or_expr _RPAR
 literals: literal (_COMMA literal)*
 ?operand: NAME -> column
@@ -78,6 +93,7 @@ _AND: "and"i
 _OR: "or"i
 _NOT: "not"i
 _IN: "in"i
+_CONTAINS: "contains"i
 _NEAR: "near"i
 _WITHIN: "within"i
 _ORDER: "order"i
@@ -188,6 +204,19 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Contains:
+    """``operand [not] contains 'text'``: a case-insensitive substring test."""
+
+    operand: Operand
+    text: Literal
+    negated: bool = False
+    pos: Pos = field(default=(1, 1), compare=False, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.operand} {'not contains' if self.negated else 'contains'} {self.text}"
+
+
+@dataclass(frozen=True)
 class And:
     parts: tuple[Condition, ...]
 
@@ -211,7 +240,7 @@ class Not:
         return f"not {_wrap(self.part)}"
 
 
-Condition = Compare | Member | And | Or | Not
+Condition = Compare | Member | Contains | And | Or | Not
 
 
 def _wrap(c: Condition) -> str:
@@ -364,6 +393,10 @@ class _Build:
         pos = (node.meta.line, node.meta.column)
         if kind == "compare":
             return Compare(COMPARISONS[str(kids[1])], self.operand(kids[0]), self.operand(kids[2]), pos)
+        if kind in ("contains", "not_contains"):
+            tok = kids[1]
+            text = Literal(_unquote(str(tok)), (tok.line, tok.column))
+            return Contains(self.operand(kids[0]), text, kind == "not_contains", pos)
         values = tuple(self.operand(k) for k in kids[1].children)
         return Member(self.operand(kids[0]), values, kind == "not_member", pos)  # type: ignore[arg-type]
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from neurograph.kinds import EDGE_GROUPS, ENTITY_KINDS, MUTABILITY
+from neurograph.memory import TokenMemory
 from neurograph.space import AXES
 from neurograph.state import EdgeState, TokenState
 
@@ -16,9 +17,9 @@ __all__ = ["edges_frame", "tokens_frame"]
 _GROUP_NAMES = {code: name for name, code in EDGE_GROUPS.items()}
 
 
-def tokens_frame(t: TokenState) -> pd.DataFrame:
+def tokens_frame(t: TokenState, memory: TokenMemory | None = None) -> pd.DataFrame:
     """Alive tokens: id, kind, level, parent (id, -1 none), mass, radius, strength, hits, one column per
-    axis, activation, born, seen."""
+    axis, activation, born, seen; with ``memory`` also label and text (:func:`memory_columns`)."""
     n = t.count
     alive = t.alive[:n].cpu().numpy()
     sl = np.nonzero(alive)[0]
@@ -38,7 +39,26 @@ def tokens_frame(t: TokenState) -> pd.DataFrame:
     for i, axis in enumerate(AXES):
         data[axis] = get["pos"][:, i]
     data.update(activation=get["activation"], born=get["born"], seen=get["seen"])
+    if memory is not None:
+        level = t.level[:n].cpu().numpy()
+        data.update(memory_columns(memory, sl, level, t.parent[:n].cpu().numpy()))
     return pd.DataFrame(data)
+
+
+def memory_columns(
+    memory: TokenMemory, slots: np.ndarray, level: np.ndarray, parent: np.ndarray
+) -> dict[str, Any]:
+    """``label`` (the creating signal's label; a field's: the most frequent label of the signals below
+    it; missing: none) and ``text`` (the creating signal's payload text) of ``slots``.
+
+    Shapes:
+        slots ``[r]``; level, parent ``[n]`` over all used slots -> two columns of ``r`` values.
+    """
+    codes = memory.majority(level.shape[0], level, parent)[slots]
+    names = np.asarray([*memory.names, None], dtype=object)
+    label = pd.Series(names[np.where(codes >= 0, codes, len(memory.names))], dtype="string")
+    text = pd.Series(memory.texts(slots), dtype="string")
+    return {"label": label.array, "text": text.array}
 
 
 def edges_frame(e: EdgeState, t: TokenState) -> pd.DataFrame:

@@ -5,7 +5,8 @@ one by one, printing ``ack <i>`` after operation ``i`` returned. The test kills 
 then compares the reopened store with a reference engine in memory that ran the acknowledged operations.
 
 The operations mix familiar and novel emits, batches, dynamics steps (with ``hierarchy_every``),
-explicit hierarchy rebuilds, edge upkeep and CDNA changes.
+explicit hierarchy rebuilds, edge upkeep and CDNA changes. Every emit carries labels and payloads (a text
+for single emits, a dict per batch row), so what tokens stand for is held to the same promise.
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ def operations(seed: int, n: int = 36) -> list[tuple[str, Any]]:
 def apply(eng: ng.Engine, op: tuple[str, Any]) -> None:
     name, arg = op
     if name == "emit":
-        eng.emit(CHAT, arg)
+        eng.emit(CHAT, arg, label=_label(arg), payload=f"signal at {float(arg[0]):.5f}")
     elif name == "emit_batch":
-        eng.emit_batch(CHAT, arg)
+        labels = [_label(v) if i % 5 else None for i, v in enumerate(arg)]
+        payloads = [{"row": i, "text": f"row {i} at {float(v[1]):.4f}"} for i, v in enumerate(arg)]
+        eng.emit_batch(CHAT, arg, labels=labels, payloads=payloads)
     elif name == "run":
         eng.run(arg, every=2)
     elif name == "step":
@@ -72,6 +75,16 @@ def apply(eng: ng.Engine, op: tuple[str, Any]) -> None:
         eng.update_cdna(learning_rate=arg)
     else:
         raise ValueError(name)
+
+
+def _label(v: np.ndarray) -> str:
+    return "east" if v[0] > 0 else "west"
+
+
+def memory_of(eng: ng.Engine) -> dict[int, dict[str, Any]]:
+    """What every token stands for (``Engine.token`` without the geometry)."""
+    geometry = ("kind", "level", "mass", "hits", "position")
+    return {tid: {k: v for k, v in eng.token(tid).items() if k not in geometry} for tid in eng.tokens()["id"]}
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 import neurograph as ng
-from tests.persist.ops_child import OPTIONS, apply, operations
+from tests.persist.ops_child import OPTIONS, apply, memory_of, operations
 
 CHILD = Path(__file__).with_name("ops_child.py")
 SEED = 3
@@ -59,11 +59,11 @@ def _run_and_kill(path: Path, durability: str, kill_after: int) -> int:
     return acked
 
 
-def _snapshot(eng: ng.Engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+def _snapshot(eng: ng.Engine) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int, dict]:
     tokens = eng.tokens().drop(columns=["activation"]).reset_index(drop=True)
     edges = eng.edges().reset_index(drop=True)
     fields = eng.hierarchy(rebuild=False).to_pandas().reset_index(drop=True)
-    return tokens, edges, fields, eng.cdna.version
+    return tokens, edges, fields, eng.cdna.version, memory_of(eng)
 
 
 def _equal(a: tuple, b: tuple) -> bool:
@@ -72,7 +72,7 @@ def _equal(a: tuple, b: tuple) -> bool:
             pd.testing.assert_frame_equal(x, y, check_exact=False, rtol=1e-5, atol=1e-6)
     except AssertionError:
         return False
-    return a[3] == b[3]
+    return a[3] == b[3] and a[4] == b[4]  # the CDNA version, what tokens stand for
 
 
 @pytest.mark.slow

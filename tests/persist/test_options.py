@@ -79,7 +79,7 @@ def test_open_restores_hierarchy_every_after_sigkill(tmp_path: Path, durability:
 
     eng = ng.Engine.open(path)  # exactly as the README shows it: no arguments
     try:
-        assert eng.options == {"hierarchy_every": 10, "dynamics": "auto"}
+        assert eng.options == {"hierarchy_every": 10, "dynamics": "auto", "store_payloads": True}
         assert tid in set(eng.tokens()["id"])
         _same_tokens(eng, ref)
         pd.testing.assert_frame_equal(
@@ -102,13 +102,13 @@ def test_an_option_that_contradicts_the_store_is_refused_and_changes_nothing(tmp
         ng.Engine.open(path, dynamics="reference")
     with ng.Engine.open(path, hierarchy_every=10) as eng:  # the same value is fine
         pd.testing.assert_frame_equal(eng.tokens(), before)
-        assert eng.options == {"hierarchy_every": 10, "dynamics": "eager"}
+        assert eng.options == {"hierarchy_every": 10, "dynamics": "eager", "store_payloads": True}
 
 
 def test_an_option_changed_after_creation_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "store"
     with ng.Engine(path=path) as eng:
-        assert eng.options == {"hierarchy_every": None, "dynamics": "auto"}
+        assert eng.options == {"hierarchy_every": None, "dynamics": "auto", "store_payloads": True}
         eng.hierarchy_every = 25
     with ng.Engine.open(path) as eng:
         assert eng.hierarchy_every == 25

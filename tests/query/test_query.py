@@ -24,6 +24,7 @@ from neurograph.space import AXES
 
 CHAT = "signal.input.external.text.chat"
 KINDS = ("concept", "goal", "object", "memory")
+LABELS = ("user", "bot", "sensor")
 SCALE = (1.0, 2.0, 0.5, 1.0, 1.0, 3.0, 1.0, 0.25)  # a non-uniform metric for near
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
@@ -37,8 +38,11 @@ def eng(request: pytest.FixtureRequest) -> ng.Engine:
     eng = ng.Engine(device=request.param, cdna={"axis_scale": SCALE}, seed=0)
     centers = rng.uniform(-0.6, 0.6, (12, 8))
     x = centers[rng.integers(0, 12, 500)] + rng.normal(0, 0.06, (500, 8))  # (500, 8) clustered
-    eng.emit_batch(CHAT, x, priorities=rng.integers(0, 256, 500), kinds=rng.choice(KINDS, 500).tolist())
-    eng.emit_batch(CHAT, x[:150] + rng.normal(0, 0.01, (150, 8)))  # resonances: hits, mass, moves
+    labels = rng.choice(LABELS, 500).tolist()
+    kinds = rng.choice(KINDS, 500).tolist()
+    eng.emit_batch(CHAT, x, priorities=rng.integers(0, 256, 500), kinds=kinds, labels=labels)
+    x2 = x[:150] + rng.normal(0, 0.01, (150, 8))
+    eng.emit_batch(CHAT, x2, labels="late")  # resonances: hits, mass, moves
     t, e = eng.token_state, eng.edge_state
     fields = np.arange(0, 20, 2)  # ten "fields" of level 1 with children
     t.scatter("level", fields, 1)
@@ -204,7 +208,8 @@ def random_predicate(rng: np.random.Generator, df: Frame, names: dict[str, tuple
         if rng.random() < 0.3:
             return f"not ({ours})", f"not ({theirs})"
         return ours, theirs
-    column = list(df.columns)[rng.integers(len(df.columns))]
+    columns = [c for c in df.columns if c != "text"]  # text takes contains (test_memory.py), not compares
+    column = columns[rng.integers(len(columns))]
     if column in names:
         pick = rng.choice(names[column], rng.integers(1, 3)).tolist()
         if len(pick) == 1 and rng.random() < 0.6:
@@ -229,7 +234,7 @@ def random_predicate(rng: np.random.Generator, df: Frame, names: dict[str, tuple
 @pytest.mark.parametrize("table", ["tokens", "edges"])
 def test_random_predicates_match_dataframe_query(eng: ng.Engine, table: str) -> None:
     df = eng.tokens() if table == "tokens" else eng.edges()
-    names = {"kind": (*KINDS, "pattern")}
+    names = {"kind": (*KINDS, "pattern"), "label": (*LABELS, "late", "nobody")}
     if table == "edges":
         names = {
             "relation": ("associative", "structural", "causal", "semantic"),
@@ -308,7 +313,7 @@ def test_queries_change_nothing(eng: ng.Engine) -> None:
 
 
 def test_columns_are_those_of_the_frames(eng: ng.Engine) -> None:
-    assert tuple(eng.tokens().columns) == TOKEN_COLUMNS
+    assert tuple(eng.tokens().columns) == (*TOKEN_COLUMNS, "label", "text")
     assert tuple(eng.edges().columns) == EDGE_COLUMNS
     assert list(eng.query("find all edges limit 0").columns) == list(EDGE_COLUMNS)
 
@@ -318,7 +323,8 @@ def test_run_query_on_an_empty_engine() -> None:
     pd.testing.assert_frame_equal(eng.query("find all tokens where mass > 1"), eng.tokens())
     edges = eng.query("find all edges order by weight")
     assert len(edges) == 0 and list(edges.columns) == list(EDGE_COLUMNS)
-    assert list(eng.query("find all tokens near [0,0,0,0,0,0,0,0]").columns) == [*TOKEN_COLUMNS, "distance"]
+    near = eng.query("find all tokens near [0,0,0,0,0,0,0,0]")
+    assert list(near.columns) == [*TOKEN_COLUMNS, "label", "text", "distance"]
     q = parse_query("find all fields")
     assert len(run_query(q, eng.token_state, eng.edge_state, eng.cdna.axis_scale)) == 0
 
