@@ -363,6 +363,7 @@ class Engine:
         else:
             slots = self.token_state.slots_of(result.token_ids.numpy())
             novel = result.is_novel.numpy()
+        self.memory.ensure(self.token_state.capacity, exact=True)  # the token store's layout
         self.memory.record(self.tick, slots, novel, codes, blobs)
         self.tick += b
         elapsed = time.perf_counter_ns() - t0

@@ -120,12 +120,13 @@ class TokenMemory:
     def capacity(self) -> int:
         return int(self.origin.shape[0])
 
-    def ensure(self, capacity: int) -> None:
-        """Room for ``capacity`` slots (doubling, new rows empty)."""
+    def ensure(self, capacity: int, exact: bool = False) -> None:
+        """Room for ``capacity`` slots, new rows empty: exactly that many with ``exact`` (the engine keeps
+        the memory at the token store's capacity), else at least doubling."""
         cap = self.capacity
         if capacity <= cap:
             return
-        new = max(capacity, 2 * cap, 1024)
+        new = capacity if exact else max(capacity, 2 * cap, 1024)
         self.origin = np.concatenate([self.origin, np.full(new - cap, -1, np.int64)])
         self.label = np.concatenate([self.label, np.full(new - cap, -1, np.int32)])
         self.resonances = np.concatenate([self.resonances, np.zeros(new - cap, np.int32)])
