@@ -29,7 +29,9 @@ the tick they were born and last seen.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import logging
 import os
 import threading
 import time
@@ -64,9 +66,11 @@ from neurograph.persist import Store, StoreConfig, is_store
 from neurograph.query import Encoder, Query, edges_frame, run_query, tokens_frame
 from neurograph.space import AXES
 from neurograph.state import EdgeState, TokenState
+from neurograph.telemetry import correlation_id, span
 
 __all__ = ["Engine", "SignalSystem"]
 
+_log = logging.getLogger("neurograph.engine")
 _UNSET: Any = object()  # an option not given: a new engine takes the default, an opened store its own
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -262,11 +266,16 @@ class Engine:
         kind = g.check_kinds(meta.pop("kind", None), 1)
         labels = g.check_labels(label, 1, cdna, batch=False)
         blobs = g.check_payloads(payload, 1, cdna, self.memory.payload_bytes, batch=False)
-        if self.device.type == "cpu":  # the row path: the batch's planner functions, no batch overhead
-            result = ingest_one(self._stores, cdna, x[0], int(pri[0]), int(kind[0]), self.tick, t0)
-        else:  # a batch of one, on the device
-            result = ingest_batch(self._stores, cdna, x, pri, kind, self.tick)[0]
-        self._accepted(event_type, x, pri, kind, meta, result, t0, labels, blobs)
+        with span("emit", event_type=event_type) as s:
+            if self.device.type == "cpu":  # the row path: the batch's planner functions, no batch overhead
+                result = ingest_one(self._stores, cdna, x[0], int(pri[0]), int(kind[0]), self.tick, t0)
+            else:  # a batch of one, on the device
+                result = ingest_batch(self._stores, cdna, x, pri, kind, self.tick)[0]
+            self._accepted(event_type, x, pri, kind, meta, result, t0, labels, blobs)
+            if s is not None:
+                s.set_attributes(
+                    {"neurograph.token_id": result.token_id, "neurograph.is_novel": result.is_novel}
+                )
         return result
 
     @_serialised
@@ -307,8 +316,9 @@ class Engine:
         kind = self.guardian.check_kinds(kinds, b)
         labs = self.guardian.check_labels(labels, b, cdna, batch=True)
         blobs = self.guardian.check_payloads(payloads, b, cdna, self.memory.payload_bytes, batch=True)
-        batch = ingest_batch(self._stores, cdna, x, pri, kind, self.tick)
-        self._accepted(types, x, pri, kind, meta, batch, t0, labs, blobs)
+        with span("emit_batch", rows=b):
+            batch = ingest_batch(self._stores, cdna, x, pri, kind, self.tick)
+            self._accepted(types, x, pri, kind, meta, batch, t0, labs, blobs)
         return batch
 
     @_serialised
@@ -375,6 +385,10 @@ class Engine:
         if not one:
             result.processing_time_us = elapsed / 1e3
         self._log_emit(types, x, pri, kind, meta, result, labels, blobs)
+        cid = correlation_id()
+        if _log.isEnabledFor(logging.DEBUG):
+            what = {"token_id": result.token_id, "is_novel": result.is_novel} if one else {"rows": b}
+            _log.debug("emit", extra={"tick": self.tick, **what})
         bus = self.bus
         if isinstance(types, str):
             if not bus.has_subscribers("signals", types):
@@ -383,7 +397,7 @@ class Engine:
         else:
             rows, typ = [i for i, t in enumerate(types) if bus.has_subscribers("signals", t)], types
         for i in rows:
-            bus.publish("signals", typ[i], _payload(result, i, meta, labels, blobs))
+            bus.publish("signals", typ[i], _payload(result, i, meta, labels, blobs, cid))
 
     # --- dynamics, the hierarchy of fields, edge upkeep --------------------------------------------
     @property
@@ -444,7 +458,8 @@ class Engine:
 
         t, e = self.token_state, self.edge_state
         kwargs = {"every": every, "on_stats": on_stats, "progress": progress}
-        stats = self.dynamics.run(t, e, self.cdna, steps, self.generator, **kwargs)
+        with span("step", steps=steps, tokens=t.n_alive):
+            stats = self.dynamics.run(t, e, self.cdna, steps, self.generator, **kwargs)
         self._record("step", {"n": steps, "every": every})
         return stats
 
@@ -536,9 +551,11 @@ class Engine:
 
     def _rebuild_hierarchy(self) -> None:
         """Rebuild the fields (:func:`~neurograph.hierarchy.rebuild_hierarchy`) and publish what changed."""
-        for event_type, data in rebuild_hierarchy(
-            self.token_state, self.edge_state, self.cdna, self.guardian, self.tick
-        ):
+        with span("hierarchy.rebuild", tokens=self.token_state.n_alive):
+            changes = rebuild_hierarchy(
+                self.token_state, self.edge_state, self.cdna, self.guardian, self.tick
+            )
+        for event_type, data in changes:
             self.bus.publish("status", event_type, data)
         self._hierarchy_steps = 0
 
@@ -615,7 +632,8 @@ class Engine:
         ``r = await eng.call(eng.emit, "signal.input.external.text.chat", v)``
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.worker, functools.partial(fn, *args, **kwargs))
+        ctx = contextvars.copy_context()  # the caller's span and correlation id go with the work
+        return await loop.run_in_executor(self.worker, ctx.run, functools.partial(fn, *args, **kwargs))
 
     @property
     def worker(self) -> ThreadPoolExecutor:
@@ -777,8 +795,10 @@ def _payload(
     meta: Mapping[str, Any],
     labels: list[str | None] | None,
     blobs: list[bytes | None] | None,
+    cid: str | None = None,
 ) -> Callable[[], dict[str, Any]]:
-    """The event data of row ``i``, built only when a subscriber reads it."""
+    """The event data of row ``i``, built only when a subscriber reads it (with the correlation id of the
+    call that emitted it, :mod:`neurograph.telemetry`)."""
 
     def build() -> dict[str, Any]:
         data = (result if isinstance(result, EmitResult) else result[i]).to_dict()
@@ -788,6 +808,8 @@ def _payload(
             data["label"] = labels[i]
         if blobs is not None and blobs[i] is not None:
             data["payload"] = decode_payload(blobs[i])
+        if cid is not None:
+            data["correlation_id"] = cid
         return data
 
     return build
