@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev,semantic,experiments,jupyter,server
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench eval clean
+.PHONY: help install run test test-js lint bench eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,14 +28,24 @@ run: install  ## the main job: the default experiment (digits; report.html under
 	$(PY) -m neurograph run engine.device=cpu
 
 test: install  ## lint, the import-layer contract and the whole test suite
-	$(VENV)/bin/ruff check neurograph tests scripts
-	$(VENV)/bin/ruff format --check neurograph tests scripts
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)  # the browser test
+	$(VENV)/bin/ruff check neurograph tests scripts examples
+	$(VENV)/bin/ruff format --check neurograph tests scripts examples
 	$(VENV)/bin/lint-imports
 	TQDM_DISABLE=1 HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-js
+
+test-js: install  ## the JavaScript client against a live server (node --test; skipped without node)
+	@command -v node >/dev/null || ! command -v apt-get >/dev/null || apt-get install -y -qq nodejs >/dev/null || true
+	@if ! command -v node >/dev/null; then echo "test-js: node is not installed: the JavaScript client's tests are skipped"; \
+	elif node -e "process.exit(typeof WebSocket === 'function' ? 0 : 1)"; then node --test clients/js; \
+	elif node --experimental-websocket -e "process.exit(typeof WebSocket === 'function' ? 0 : 1)" 2>/dev/null; \
+	then node --experimental-websocket --test clients/js; \
+	else echo "test-js: node $$(node --version) has no WebSocket (needs >= 20): the JavaScript client's tests are skipped"; fi
 
 lint: install  ## ruff (lint + format check) and import-linter
-	$(VENV)/bin/ruff check neurograph tests scripts
-	$(VENV)/bin/ruff format --check neurograph tests scripts
+	$(VENV)/bin/ruff check neurograph tests scripts examples
+	$(VENV)/bin/ruff format --check neurograph tests scripts examples
 	$(VENV)/bin/lint-imports
 
 bench: install  ## every benchmark (GPU rows run when CUDA is present); JSON lands in benchmarks/results/

@@ -31,13 +31,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from neurograph import display
 from neurograph.errors import InvalidCDNA
 from neurograph.kinds import EDGE_GROUPS
 from neurograph.space import AXES, DIM
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CDNA", "PERSISTENCE_RULES", "PROFILES", "CDNAHistory"]
 
@@ -413,6 +417,13 @@ class CDNA:
         raise TypeError(f"cdna must be a CDNA, a profile name or a mapping, got {type(cdna).__name__}")
 
     # --- (de)serialisation --------------------------------------------------------------------------
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per field: field, value, default, changed."""
+        return display.cdna_frame(self)
+
+    def _repr_html_(self) -> str:
+        return display.cdna_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python mapping (lists for vectors), suitable for JSON and YAML."""
         out: dict[str, Any] = {}

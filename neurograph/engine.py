@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neurograph import display
 from neurograph.cdna import CDNA, CDNAHistory
 from neurograph.emit import (
     BatchResult,
@@ -777,6 +778,9 @@ class Engine:
         """Subscribe to the engine's events (a type pattern like ``"signal.input.*"`` or a filter dict);
         without a callback the subscription is an async iterator. See :class:`~neurograph.events.EventBus`."""
         return self.bus.subscribe(spec, callback, **kwargs)
+
+    def _repr_html_(self) -> str:
+        return display.status_html(self.stats(), repr(self))
 
     def __repr__(self) -> str:
         return (

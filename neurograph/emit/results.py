@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neurograph import display
 from neurograph.kinds import ENTITY_KINDS
 from neurograph.space import AXES
 
@@ -73,6 +74,14 @@ class EmitResult(Mapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (JSON-safe)."""
         return {key: getattr(self, key) for key in RESULT_KEYS}
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row: token_id, is_novel, n_neighbors, nearest_distance, anomaly_score, resonance,
+        energy_delta, activation_spread, triggered_actions, processing_time_us."""
+        return display.emit_result_frame(self)
+
+    def _repr_html_(self) -> str:
+        return display.emit_result_html(self)
 
     def __repr__(self) -> str:
         return (
@@ -232,6 +241,9 @@ class BatchResult:
                 "activation_spread": self.activation_spread.numpy(),
             }
         )
+
+    def _repr_html_(self) -> str:
+        return display.batch_result_html(self)
 
     def __repr__(self) -> str:
         return (

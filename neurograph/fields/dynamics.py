@@ -32,16 +32,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from neurograph import display
 from neurograph.fields.backends import make_backend, resolve_backend
 from neurograph.fields.integrate import CTL_DISP, CTL_DONE, CTL_OVERFLOW
 from neurograph.fields.neighbor_list import NeighborList, NeighborListFn
 from neurograph.fields.system import StepInputs, pack_inputs
 from neurograph.state import EdgeState, TokenState
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Dynamics", "StepStats"]
 
@@ -63,6 +67,13 @@ class StepStats:
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python mapping (the payload of the engine's ``dynamics.stepped`` event)."""
         return asdict(self)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row, a column per field."""
+        return display.step_stats_frame(self)
+
+    def _repr_html_(self) -> str:
+        return display.step_stats_html(self)
 
 
 class Dynamics:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neurograph import display
 from neurograph.errors import UnknownToken
 from neurograph.hierarchy.describe import FieldDescription, distinguishing_terms, field_name
 from neurograph.kinds import is_learned_kind
@@ -346,6 +347,9 @@ class Hierarchy:
         out = pd.concat(rows, ignore_index=True)
         out["parent"] = self._parent
         return out
+
+    def _repr_html_(self) -> str:
+        return display.hierarchy_html(self)
 
     def to_networkx(self) -> Any:
         """A ``networkx.DiGraph``: one node per token (attributes level, mass, radius, pos), one arc
