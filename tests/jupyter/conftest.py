@@ -6,9 +6,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
+import neurograph as ng
+
 pytest.importorskip("IPython", reason="the jupyter extra is not installed (pip install -e .[jupyter])")
+
+CHAT = "signal.input.external.text.chat"
+
+
+@pytest.fixture(scope="module")
+def engine() -> ng.Engine:
+    """An engine with structure: three groups of signals and their hierarchy."""
+    eng = ng.Engine(seed=0)
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-0.6, 0.6, (3, 8))
+    eng.emit_batch(CHAT, (centres[rng.integers(0, 3, 240)] + rng.normal(0, 0.03, (240, 8))).clip(-1, 1))
+    eng.hierarchy()
+    return eng
 
 
 @pytest.fixture

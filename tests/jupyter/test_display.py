@@ -19,16 +19,6 @@ from neurograph import display
 CHAT = "signal.input.external.text.chat"
 
 
-@pytest.fixture(scope="module")
-def engine() -> ng.Engine:
-    """An engine with structure: three groups of signals, a few steps, a hierarchy."""
-    eng = ng.Engine(seed=0)
-    rng = np.random.default_rng(0)
-    centres = rng.uniform(-0.6, 0.6, (3, 8))
-    eng.emit_batch(CHAT, (centres[rng.integers(0, 3, 240)] + rng.normal(0, 0.03, (240, 8))).clip(-1, 1))
-    return eng
-
-
 def tinted_rows(html: str) -> int:
     """Rows whose first cell the Styler tinted (its CSS rule lists the tinted cells' selectors)."""
     css = html.split("</style>")[0]

@@ -15,16 +15,6 @@ from neurograph.jupyter.graph import LAYOUT_LIMITS
 CHAT = "signal.input.external.text.chat"
 
 
-@pytest.fixture(scope="module")
-def engine() -> ng.Engine:
-    eng = ng.Engine(seed=0)
-    rng = np.random.default_rng(0)
-    centres = rng.uniform(-0.6, 0.6, (3, 8))
-    eng.emit_batch(CHAT, (centres[rng.integers(0, 3, 240)] + rng.normal(0, 0.03, (240, 8))).clip(-1, 1))
-    eng.hierarchy()
-    return eng
-
-
 def segments(fig: object) -> int:
     """Edges drawn in the edge trace (x, y, gap per edge)."""
     xs = fig.data[0].x  # type: ignore[attr-defined]
