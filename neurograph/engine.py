@@ -398,7 +398,7 @@ class Engine:
         else:
             rows, typ = [i for i, t in enumerate(types) if bus.has_subscribers("signals", t)], types
         for i in rows:
-            bus.publish("signals", typ[i], _payload(result, i, meta, labels, blobs, cid))
+            bus.publish("signals", typ[i], _payload(result, i, pri, meta, labels, blobs, cid))
 
     # --- dynamics, the hierarchy of fields, edge upkeep --------------------------------------------
     @property
@@ -796,6 +796,7 @@ SignalSystem = Engine
 def _payload(
     result: EmitResult | BatchResult,
     i: int,
+    priorities: np.ndarray,
     meta: Mapping[str, Any],
     labels: list[str | None] | None,
     blobs: list[bytes | None] | None,
@@ -806,6 +807,7 @@ def _payload(
 
     def build() -> dict[str, Any]:
         data = (result if isinstance(result, EmitResult) else result[i]).to_dict()
+        data["priority"] = int(priorities[i])
         if meta:
             data["meta"] = dict(meta)
         if labels is not None and labels[i] is not None:

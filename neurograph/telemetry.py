@@ -23,7 +23,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["configure_tracing", "correlation", "correlation_id", "new_correlation_id", "span"]
+__all__ = ["bind_correlation", "configure_tracing", "correlation", "correlation_id", "new_correlation_id"]
+__all__ += ["span"]
 
 _CORRELATION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "neurograph_correlation", default=None
@@ -48,6 +49,14 @@ def new_correlation_id() -> str:
 def correlation_id() -> str | None:
     """The correlation id bound to the current context (``None``: none)."""
     return _CORRELATION.get()
+
+
+def bind_correlation(cid: str | None = None) -> str:
+    """Bind ``cid`` (a new id when ``None``) for the rest of the current context, e.g. a websocket
+    connection's task; returns it."""
+    cid = cid or new_correlation_id()
+    _CORRELATION.set(cid)
+    return cid
 
 
 @contextlib.contextmanager

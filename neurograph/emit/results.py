@@ -146,6 +146,7 @@ class BatchResult:
         self.device_tensors: dict[str, torch.Tensor] = {k: tensors[k] for k in _DEVICE_FIELDS}
         self.processing_time_us = processing_time_us
         self._host: dict[str, Any] | None = None
+        self._lists: dict[str, list[Any]] | None = None  # host fields as Python lists (for rows)
 
     def __getattr__(self, name: str) -> Any:  # the host copies of the per-row fields
         if name in _DEVICE_FIELDS:
@@ -183,12 +184,14 @@ class BatchResult:
         if not -n <= i < n:
             raise IndexError(f"row {i} out of range for a batch of {n}")
         i %= n
-        h = self.host()
-        ids = h["neighbor_ids"][i].tolist()
-        dist = h["neighbor_distances"][i].tolist()
-        res = h["neighbor_resonance"][i].tolist()
-        kinds = h["neighbor_kinds"][i].tolist()
-        aff = h["neighbor_affinity"][i].tolist()
+        if self._lists is None:  # every field to Python lists once: rows are then list lookups
+            h = self.host()
+            self._lists = {k: v.tolist() for k, v in h.items()}
+        h = self._lists
+        dist = h["neighbor_distances"][i]
+        res = h["neighbor_resonance"][i]
+        kinds = h["neighbor_kinds"][i]
+        aff = h["neighbor_affinity"][i]
         off = h["triggered_offsets"]
         neighbors = [
             {
@@ -198,18 +201,18 @@ class BatchResult:
                 "token_type": ENTITY_KINDS[kinds[j]],
                 "layer_affinity": AXES[aff[j]],
             }
-            for j, tid in enumerate(ids)
+            for j, tid in enumerate(h["neighbor_ids"][i])
             if tid >= 0
         ]
         return EmitResult(
-            token_id=int(h["token_ids"][i]),
-            is_novel=bool(h["is_novel"][i]),
+            token_id=h["token_ids"][i],
+            is_novel=h["is_novel"][i],
             neighbors=neighbors,
-            anomaly_score=float(h["anomaly_scores"][i]),
+            anomaly_score=h["anomaly_scores"][i],
             resonance=neighbors[0]["resonance"] if neighbors else 0.0,
-            energy_delta=float(h["energy_deltas"][i]),
-            activation_spread=int(h["activation_spread"][i]),
-            triggered_actions=h["triggered_ids"][off[i] : off[i + 1]].tolist(),
+            energy_delta=h["energy_deltas"][i],
+            activation_spread=h["activation_spread"][i],
+            triggered_actions=h["triggered_ids"][off[i] : off[i + 1]],
             processing_time_us=self.processing_time_us / max(n, 1),
         )
 
