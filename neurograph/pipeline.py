@@ -21,16 +21,18 @@ rows: a :class:`PipelineBatch`, whose ``batch[i]`` is the same dict as ``process
 ``process_signal(event)`` and ``process_numeric(value, sensor=...)`` take other readings the same way.
 ``shutdown()`` waits for the cold actions; :meth:`SignalPipeline.stats` sums the time spent so far.
 
-The engine's work never blocks the event loop (DESIGN §11): every emit runs on the engine's own worker
-thread (:meth:`Engine.call <neurograph.engine.Engine.call>`) while the loop keeps serving other tasks (an
-``emit`` with ``durability="full"`` waits for an fsync). ``offload=False`` calls the engine directly on the
+The engine's work never blocks the event loop (DESIGN §11): the encoding (the gateway's ``push_*``: the
+semantic encoder takes milliseconds a text) and the emit of every message or batch run together, in one
+call on the engine's own worker thread (:meth:`Engine.call <neurograph.engine.Engine.call>`), while the
+loop keeps serving other tasks (an ``emit`` with ``durability="full"`` waits for an fsync). ``offload=False`` calls the engine directly on the
 loop instead: a few tens of microseconds less per message, for scripts where nothing else runs on the loop.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from neurograph.actions import ActionController, BatchActions
@@ -167,7 +169,8 @@ class SignalPipeline:
             QuotaExceeded: the engine's quotas (nothing changed in the engine).
         """
         t0 = time.perf_counter_ns()
-        signal = self.gateway.push_text(
+        push = functools.partial(
+            self.gateway.push_text,
             text,
             sensor=sensor,
             priority=priority,
@@ -177,7 +180,7 @@ class SignalPipeline:
             chat_id=chat_id,
             label=label,
         )
-        return await self._process(signal, t0)
+        return await self._process(push, t0)
 
     async def process_numeric(
         self,
@@ -189,21 +192,29 @@ class SignalPipeline:
     ) -> dict[str, Any]:
         """A numeric reading through the pipeline (options as ``Gateway.push_numeric``)."""
         t0 = time.perf_counter_ns()
-        signal = self.gateway.push_numeric(value, sensor=sensor, priority=priority, **options)
-        return await self._process(signal, t0)
+        push = functools.partial(
+            self.gateway.push_numeric, value, sensor=sensor, priority=priority, **options
+        )
+        return await self._process(push, t0)
 
     async def process_signal(self, signal: SignalEvent) -> dict[str, Any]:
         """A signal event made by the gateway (``push_*``) through engine and actions."""
-        return await self._process(signal, time.perf_counter_ns())
+        return await self._process(lambda: signal, time.perf_counter_ns())
 
-    async def _process(self, signal: SignalEvent, t0: int) -> dict[str, Any]:
-        t1 = time.perf_counter_ns()
-        meta: dict[str, Any] = {"kind": signal.kind, "sensor": signal.sensor}
-        if signal.user_id is not None or signal.chat_id is not None:
-            meta.update(user_id=signal.user_id, chat_id=signal.chat_id)
-        emit = self.engine.emit
-        meta.update(label=signal.label, payload=_payload(signal.payload, signal.user_id, signal.chat_id))
-        result = await self._engine(emit, signal.event_type, signal.vector, signal.priority, **meta)
+    async def _process(self, push: Callable[[], SignalEvent], t0: int) -> dict[str, Any]:
+        """Encode (``push``) and emit in one call on the engine's thread: an encoder's work (MiniLM takes
+        milliseconds a text) never holds the event loop either."""
+
+        def encode_and_emit() -> tuple[SignalEvent, int, Any]:
+            signal = push()
+            t1 = time.perf_counter_ns()
+            meta: dict[str, Any] = {"kind": signal.kind, "sensor": signal.sensor}
+            if signal.user_id is not None or signal.chat_id is not None:
+                meta.update(user_id=signal.user_id, chat_id=signal.chat_id)
+            meta.update(label=signal.label, payload=_payload(signal.payload, signal.user_id, signal.chat_id))
+            return signal, t1, self.engine.emit(signal.event_type, signal.vector, signal.priority, **meta)
+
+        signal, t1, result = await self._engine(encode_and_emit)
         t2 = time.perf_counter_ns()
         action_results = await self.actions.dispatch(signal, result)
         t3 = time.perf_counter_ns()
@@ -237,7 +248,8 @@ class SignalPipeline:
         """``B`` texts through the pipeline at once (module docstring); ``priority`` may be ``B`` ints,
         ``labels`` one label or ``B``. The texts are kept as payloads, as in :meth:`process_text`."""
         t0 = time.perf_counter_ns()
-        signals = self.gateway.push_texts(
+        push = functools.partial(
+            self.gateway.push_texts,
             texts,
             sensor=sensor,
             priority=priority,
@@ -247,22 +259,30 @@ class SignalPipeline:
             chat_id=chat_id,
             labels=labels,
         )
-        return await self.process_signals(signals, t0=t0)
+        return await self._batch(push, t0)
 
     async def process_signals(self, signals: SignalBatch, *, t0: int | None = None) -> PipelineBatch:
         """A :class:`~neurograph.gateway.SignalBatch` (``Gateway.push_*s``) through engine and actions."""
-        t0 = time.perf_counter_ns() if t0 is None else t0
-        t1 = time.perf_counter_ns()
-        results = await self._engine(
-            self.engine.emit_batch,
-            signals.event_type,
-            signals.vectors,
-            signals.priorities,
-            kinds=signals.kind,
-            labels=signals.labels,
-            payloads=[_payload(p, signals.user_id, signals.chat_id) for p in signals.payloads],
-            sensor=signals.sensor,
-        )
+        return await self._batch(lambda: signals, time.perf_counter_ns() if t0 is None else t0)
+
+    async def _batch(self, push: Callable[[], SignalBatch], t0: int) -> PipelineBatch:
+        """Encode (``push``) and emit a batch in one call on the engine's thread (as :meth:`_process`)."""
+
+        def encode_and_emit() -> tuple[SignalBatch, int, BatchResult]:
+            signals = push()
+            t1 = time.perf_counter_ns()
+            results = self.engine.emit_batch(
+                signals.event_type,
+                signals.vectors,
+                signals.priorities,
+                kinds=signals.kind,
+                labels=signals.labels,
+                payloads=[_payload(p, signals.user_id, signals.chat_id) for p in signals.payloads],
+                sensor=signals.sensor,
+            )
+            return signals, t1, results
+
+        signals, t1, results = await self._engine(encode_and_emit)
         t2 = time.perf_counter_ns()
         actions = await self.actions.dispatch_batch(signals, results)
         t3 = time.perf_counter_ns()
