@@ -24,8 +24,9 @@ rows: a :class:`PipelineBatch`, whose ``batch[i]`` is the same dict as ``process
 The engine's work never blocks the event loop (DESIGN §11): the encoding (the gateway's ``push_*``: the
 semantic encoder takes milliseconds a text) and the emit of every message or batch run together, in one
 call on the engine's own worker thread (:meth:`Engine.call <neurograph.engine.Engine.call>`), while the
-loop keeps serving other tasks (an ``emit`` with ``durability="full"`` waits for an fsync). ``offload=False`` calls the engine directly on the
-loop instead: a few tens of microseconds less per message, for scripts where nothing else runs on the loop.
+loop keeps serving other tasks (an ``emit`` with ``durability="full"`` waits for an fsync).
+``offload=False`` calls the engine directly on the loop instead: a few tens of microseconds less per
+message, for scripts where nothing else runs on the loop.
 """
 
 from __future__ import annotations

@@ -104,8 +104,9 @@ def main() -> None:
     )
     mem = memory_per_token(args.tokens)
     print(
-        f"memory at {mem['tokens']:,} tokens ({mem['signals']:,} signals): {mem['bytes_per_token']:.1f} B per "
-        f"token beyond the token tensors ({mem['token_tensor_bytes_per_token']:.0f} B); target <= 64 B; "
+        f"memory at {mem['tokens']:,} tokens ({mem['signals']:,} signals): "
+        f"{mem['bytes_per_token']:.1f} B per token beyond the token tensors "
+        f"({mem['token_tensor_bytes_per_token']:.0f} B); target <= 64 B; "
         f"payloads kept apart: {mem['payload_bytes'] / 2**20:.1f} MiB for {mem['kept_signals']:,} signals"
     )
     OUT.parent.mkdir(parents=True, exist_ok=True)
