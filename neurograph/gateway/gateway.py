@@ -17,6 +17,7 @@ registrations are published on its ``status`` channel (``signal.meta.sensor.regi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,10 +42,21 @@ class Gateway:
     Args:
         sensors: a :class:`SensorRegistry` (a new one with the built-ins by default).
         bus: where sensor registrations are published (``attach`` sets it later).
+        text_encoder: the encoder of the built-in chat sensor instead of its default ``"auto"`` (MiniLM
+            where installed), e.g. ``"hashed"`` for fast, model-free vectors.
     """
 
-    def __init__(self, sensors: SensorRegistry | None = None, *, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        sensors: SensorRegistry | None = None,
+        *,
+        bus: EventBus | None = None,
+        text_encoder: Any = None,
+    ) -> None:
         self.sensors = sensors if sensors is not None else SensorRegistry()
+        if text_encoder is not None:  # e.g. "hashed": fast, model-free vectors for the chat sensor
+            chat = self.sensors.get("builtin.text_chat")
+            self.sensors.register(dataclasses.replace(chat, encoder=text_encoder), replace=True)
         self.sensors.on_change = self._sensor_changed
         self.bus = bus
         self.tick = 0  # pushes so far; the next signal gets this tick

@@ -13,7 +13,7 @@ The :class:`SensorRegistry` starts with three built-ins (``builtin_sensors()``):
 ==========================  ========  =====================  =========  ==========================
 name                        priority  event type prefix      kind       encoder
 ==========================  ========  =====================  =========  ==========================
-``builtin.text_chat``       200       ``external.text``      concept    ``hashed``
+``builtin.text_chat``       200       ``external.text``      concept    ``auto`` (semantic/hashed)
 ``builtin.system_monitor``  100       ``system.resource``    state      ``numeric`` 0..100 (percent)
 ``builtin.timer``           50        ``system.timer``       event      ``numeric`` 0..3600 s, temporal
 ==========================  ========  =====================  =========  ==========================
@@ -115,10 +115,10 @@ def builtin_sensors() -> list[Sensor]:
             domain="external",
             modality="text",
             priority=200,
-            encoder="hashed",
+            encoder="auto",  # semantic (MiniLM) when installed, else hashed
             kind="concept",
             tags=("text", "chat"),
-            description="chat messages; hashed term frequencies",
+            description="chat messages; sentence meaning (semantic) or hashed term frequencies",
         ),
         Sensor(
             "builtin.system_monitor",

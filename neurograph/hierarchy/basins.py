@@ -40,6 +40,20 @@ of them tensor ops on the tokens' device (no Python loop over tokens):
    groups, separated by a density valley deeper than ``tau`` (a factor ``e^tau`` in density), stay apart;
    disconnected groups never merge.
 
+**Fields of fields** (``of_fields=True``: the levels above the first, whose tokens are fields). A few
+tokens stand for whole groups, so no single degree fits every level: a group of 4 fields inside a group
+of 12 needs 3 neighbours, a degree of 7 joins it to its cousins. Each token takes its *natural degree*
+(:func:`natural_neighbours`) from the gaps of its own neighbour distances ``d_1 <= ... <= d_K``
+(``K = k``): the ``k`` after which its log density would fall most, ``g_k = D log(d_{k+1} / d_k)``,
+when that fall is at least ``jump`` (3: in a structureless Poisson cloud ``g_k`` is exponential with
+mean ``1/k``, so a fall of 3 happens by chance to about 5% of the tokens), else the level's typical
+degree (the median natural degree of the tokens that have a gap, when they are more than half of the
+level; else ``K``, a smooth level). A gap must leave at least two tokens outside (a group beside a lone
+token is no structure). The graph keeps each token's natural neighbours only, and the steps above run
+on it; a field of fields needs two children (``min(min_size, 2)``), so a group of 3 or 4 fields is a
+field whatever ``min_field_size`` asks of the signal tokens, except where the whole level is one basin
+(no structure found): that single field needs ``min_size`` members, as at the first level.
+
 A basin with fewer than ``min_size`` members joins the basin it meets at its death (a group too small
 to be a field is part of its neighbours'); basins with at least ``min_size`` members are the fields, and
 only the members of a connected part of the graph smaller than that belong to none (cluster -1). The
@@ -64,7 +78,7 @@ from neurograph.kernels.knn import MAX_K_TRITON
 from neurograph.neighbors import knn_arrays, sort_rows
 from neurograph.space import DIM
 
-__all__ = ["BasinGrouping", "Basins", "edge_saddles", "knn_graph", "mass_density"]
+__all__ = ["BasinGrouping", "Basins", "edge_saddles", "knn_graph", "mass_density", "natural_neighbours"]
 
 _MIN_DIST = 1e-12  # floor of the mean neighbour distance (duplicates would give log 0)
 _LEAF_ORDER_MIN = 4096  # levels from this many points ask the CPU kNN graph in leaf order (small: no gain)
@@ -110,12 +124,12 @@ class Basins:
 class BasinGrouping:
     """Group tokens into fields: basins of the mass density, cut by persistence (module docstring).
 
-    The graph's degree follows the size of the level (:meth:`k_for`): ``min(k, max(min_size - 1,
-    n // min_size))``. A level of ``n`` tokens holds at most ``n // min_size`` fields; a degree above that
-    reaches across groups by construction. A large level of signal tokens gets the full ``k`` (a smooth
-    density); a small level (fields of fields: tens of tokens) gets down to ``min_size - 1``, the degree at
-    which a tight group of ``min_size`` tokens is a clique of its own, so that groups of fields are not all
-    joined into one basin by a graph that spans the whole level.
+    For the signal tokens the graph's degree follows the size of the level (:meth:`k_for`):
+    ``min(k, max(min_size - 1, n // min_size))``. A level of ``n`` tokens holds at most ``n // min_size``
+    fields; a degree above that reaches across groups by construction. A large level gets the full
+    ``k`` (a smooth density); a small one gets down to ``min_size - 1``, the degree at which a tight group
+    of ``min_size`` tokens is a clique of its own. Levels of fields of fields (``of_fields``) take each
+    token's natural degree instead (:func:`natural_neighbours`).
 
     Args:
         k: most neighbours per token in the graph (``field_neighbors``).
@@ -125,6 +139,8 @@ class BasinGrouping:
         dim: the exponent ``D`` of the density estimate (the dimension of the space).
         rule: how the threshold is chosen from the persistence diagram (``field_persistence_rule``):
             ``"fixed"`` or ``"gap"`` (:func:`~neurograph.hierarchy.persistence.threshold`).
+        jump: the least fall in log density (``D log(d_{k+1} / d_k)``) that makes a gap of a token's
+            neighbour distances its natural degree, at the levels of fields of fields (module docstring).
     """
 
     k: int = 16
@@ -132,6 +148,7 @@ class BasinGrouping:
     min_size: int = 5
     dim: float = float(DIM)
     rule: str = "fixed"
+    jump: float = 3.0  # ~5% of the tokens of a structureless (Poisson) level show such a gap by chance
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -147,6 +164,7 @@ class BasinGrouping:
         mass: Tensor,
         scale: Tensor | None = None,
         links: Tensor | None = None,
+        of_fields: bool = False,
     ) -> Basins:
         """Find the fields of ``n`` tokens.
 
@@ -155,6 +173,8 @@ class BasinGrouping:
             mass: ``[n]`` float32 masses (> 0).
             scale: ``[8]`` axis scales of the weighted metric (``None``: all 1).
             links: ``[2, L]`` int64 extra graph edges (rows of ``pos``), e.g. strong learned edges.
+            of_fields: the tokens are fields (a level above the first): natural degrees, two children
+                make a field (module docstring).
 
         Returns:
             The :class:`Basins`.
@@ -167,7 +187,13 @@ class BasinGrouping:
             empty = torch.zeros(0, dtype=torch.int64, device=dev)
             none = torch.zeros(0, device=dev)
             return Basins(empty, empty, none, empty, 0, none, float(self.persistence))
-        idx, dist = knn_graph(pos, min(self.k_for(n), n - 1), scale)  # (n, k) rows, -1 padded
+        if of_fields:  # fields of fields: each token's own group, from the gaps of its distances
+            idx, dist = knn_graph(pos, min(self.k, n - 1), scale)  # (n, K) candidates
+            idx, dist = natural_neighbours(idx, dist, self.dim, self.jump)  # (n, K), -1 / inf beyond
+            min_size = min(self.min_size, 2)  # a field of fields needs two children
+        else:
+            idx, dist = knn_graph(pos, min(self.k_for(n), n - 1), scale)  # (n, k) rows, -1 padded
+            min_size = self.min_size
         log_m, r = _neighbourhood(mass, idx, dist)  # (n,), (n,)
         phi = log_m - self.dim * torch.log(r)  # (n,) as mass_density
         order = _total_order(phi)  # (n,) rank of each token by (phi, row)
@@ -175,9 +201,42 @@ class BasinGrouping:
         death, into, rounds = persistence_pairs(order, src, dst, w)
         pers = torch.where(into >= 0, phi - death, torch.full_like(phi, math.inf))  # (n,)
         tau = threshold(pers[(into >= 0) & (pers > 0)], self.rule, self.persistence)
-        peak = cut(death, into, phi, tau, self.min_size)
-        cluster, sizes = _clusters(peak, self.min_size)
+        peak = cut(death, into, phi, tau, min_size)
+        cluster, sizes = _clusters(peak, min_size)
+        if of_fields and sizes.numel() == 1 and int(sizes[0]) == n < self.min_size:
+            cluster, sizes = torch.full_like(cluster, -1), sizes[:0]  # no structure: too few for one field
         return Basins(cluster, peak, phi, sizes, rounds, pers, tau)
+
+
+def natural_neighbours(idx: Tensor, dist: Tensor, dim: float, jump: float) -> tuple[Tensor, Tensor]:
+    """Each row's neighbours up to its largest gap: the members of its own group (module docstring).
+
+    Row ``i``'s neighbour distances ``d_1 <= ... <= d_K`` give the jumps ``g_k = D log(d_{k+1} / d_k)``
+    (``k = 1..K-1``): how far its log density would fall if its neighbourhood took one neighbour more.
+    Its *natural degree* is the ``k`` of the largest jump when that jump is at least ``jump`` and leaves
+    two rows outside; a row without such a gap takes the level's typical degree: the median of the
+    others' when more than half of the rows have a gap, else ``K`` (a smooth level). Neighbours beyond
+    the natural degree are dropped (-1, ``inf``). Two host reads per call (a level of fields is small).
+
+    Shapes:
+        idx, dist ``[n, K]`` (nearest first, -1 / ``inf`` padded) -> the same, fewer valid entries.
+    """
+    n, k = idx.shape
+    if k < 2:
+        return idx, dist
+    valid = idx >= 0
+    log_d = torch.log(dist.double().clamp_min(_MIN_DIST))  # (n, K)
+    g = dim * (log_d[:, 1:] - log_d[:, :-1])  # (n, K - 1) jump after the (j + 1)-th neighbour
+    left = n - 1 - torch.arange(1, k, device=idx.device)  # (K - 1,) rows outside a row and its k nearest
+    g = torch.where(valid[:, 1:] & (left >= 2), g, torch.full_like(g, -math.inf))  # two left: a group
+    best, at = g.max(1)  # (n,)
+    gap = best >= jump  # (n,) rows with a gap of their own
+    typical = k  # the level's degree: K (a smooth level) unless most rows have a gap ...
+    if 2 * int(gap.sum()) > n:
+        typical = int((at[gap] + 1).median())  # ... then the median of theirs
+    degree = torch.where(gap, at + 1, torch.full_like(at, typical))  # (n,)
+    keep = torch.arange(k, device=idx.device)[None, :] < degree[:, None]  # (n, K)
+    return torch.where(keep, idx, -1), torch.where(keep, dist, math.inf)
 
 
 def knn_graph(pos: Tensor, k: int, scale: Tensor) -> tuple[Tensor, Tensor]:

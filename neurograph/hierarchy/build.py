@@ -5,8 +5,11 @@ turns groups into tokens one level up:
 
 1. the alive level-``L`` tokens are grouped into basins of their mass density
    (:class:`~neurograph.hierarchy.basins.BasinGrouping`; the links are the learned edges at least
-   ``field_link_confidence`` confident at level 0, and those edges coarsened to the fields above);
-2. each basin with at least ``min_field_size`` members becomes a level-``L+1`` *field token*:
+   ``field_link_confidence`` confident at level 0, and those edges coarsened to the fields above;
+   from ``L = 1`` on, the tokens are fields: each finds its own group by the gaps of its distances,
+   ``of_fields=True``);
+2. each basin with at least ``min_field_size`` members (at ``L >= 1``: two, a field of fields) becomes a
+   level-``L+1`` *field token*:
 
    - ``pos``: the mass-weighted centroid of its children; ``vel``: their mass-weighted mean velocity
      (momentum is kept);
@@ -313,7 +316,7 @@ def _plan_level(
     cdna: CDNA,
 ) -> LevelPlan:
     dev = mem.pos.device
-    basins = grouping(mem.pos, mem.mass.float(), scale, mem.links)
+    basins = grouping(mem.pos, mem.mass.float(), scale, mem.links, of_fields=lv > 1)
     c = basins.cluster  # (n,) device
     g = basins.n_fields
     sel = (c >= 0).nonzero().squeeze(1)  # (s,) rows in a field (one nonzero for every column below)

@@ -282,7 +282,7 @@ def test_the_controller_survives_a_new_event_loop(gw):
 # --------------------------------------------------------------------------------------------- batches
 async def test_batch_dispatch_matches_single_dispatch():
     eng = Engine(seed=0)
-    gw = Gateway()
+    gw = Gateway(text_encoder="hashed")  # "Hello, World!" is "hello world" to hashed terms
     texts = ["hello world", "hello world", "something else", "Hello, World!"]
     batch = gw.push_texts(texts)
     results = eng.emit_batch(batch.event_type, batch.vectors, batch.priorities)

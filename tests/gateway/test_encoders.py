@@ -260,7 +260,7 @@ def test_passthrough_keeps_or_clips():
 
 # ---------------------------------------------------------------------------------------------- registry
 def test_make_encoder_from_names_mappings_and_instances():
-    assert set(ENCODERS) == {"hashed", "sentiment", "numeric", "passthrough", "semantic"}
+    assert set(ENCODERS) == {"auto", "hashed", "sentiment", "numeric", "passthrough", "semantic"}
     assert isinstance(make_encoder("hashed"), HashedTermEncoder)
     assert make_encoder({"name": "numeric", "low": -20, "high": 40}) == NumericEncoder(-20, 40)
     enc = SentimentEncoder()
@@ -269,6 +269,22 @@ def test_make_encoder_from_names_mappings_and_instances():
         make_encoder("word2vec")
     with pytest.raises(InvalidSignal):
         make_encoder(42)
+
+
+def test_auto_is_semantic_when_its_package_is_installed_else_hashed(monkeypatch):
+    # building it loads nothing: the model comes with the first text encoded
+    monkeypatch.setattr(enc_mod, "semantic_available", lambda: False)
+    assert make_encoder("auto") == HashedTermEncoder()
+    monkeypatch.setattr(enc_mod, "semantic_available", lambda: True)
+    from neurograph.gateway.semantic import SemanticEncoder
+
+    auto = make_encoder({"name": "auto", "device": "cpu", "batch_size": 8})
+    assert isinstance(auto, SemanticEncoder) and auto.batch_size == 8
+    assert not auto._loaded  # no projection read, no model loaded yet
+    from neurograph.gateway.sensors import builtin_sensors
+
+    chat = next(s for s in builtin_sensors() if s.name == "builtin.text_chat")
+    assert isinstance(chat.encoder, SemanticEncoder)  # the built-in chat sensor's default is "auto"
 
 
 # ---------------------------------------------------------------------------------------------- semantic

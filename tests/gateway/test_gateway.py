@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -23,9 +24,17 @@ from neurograph.gateway import (
 CHAT = "signal.input.external.text.builtin.text_chat"
 
 
+def hashed_gateway() -> Gateway:
+    """A gateway whose chat sensor encodes with ``hashed`` (exact, model-free vectors), not ``auto``."""
+    gw = Gateway()
+    chat = gw.sensors.get("builtin.text_chat")
+    gw.sensors.register(dataclasses.replace(chat, encoder="hashed"), replace=True)
+    return gw
+
+
 @pytest.fixture
 def gw() -> Gateway:
-    return Gateway()
+    return hashed_gateway()
 
 
 def test_builtin_sensors_priorities_and_event_types():
@@ -172,7 +181,7 @@ def test_batches_match_single_pushes(gw):
     texts = ["hello world", "Hello, World!", "", "other things"]
     batch = gw.push_texts(texts, user_id=3, tags="bulk")
     assert isinstance(batch, SignalBatch) and len(batch) == 4 and batch.event_type == CHAT
-    single = Gateway()
+    single = hashed_gateway()
     for i, text in enumerate(texts):
         ev = single.push_text(text, user_id=3, tags=["bulk"])
         row = batch[i]

@@ -4,11 +4,13 @@ and level-2 fields that are the groups of groups, with a calibrated CDNA and no 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.metrics import normalized_mutual_info_score as nmi
 
 import neurograph as ng
 from neurograph.datasets import nested_groups
 from neurograph.hierarchy import BasinGrouping
+from neurograph.hierarchy.basins import knn_graph, natural_neighbours
 
 CHAT = "signal.input.external.text.chat"
 
@@ -36,3 +38,31 @@ def test_graph_degree_follows_the_level_size() -> None:
     assert g.k_for(3000) == 16 and g.k_for(120) == 16  # signal tokens: a smooth density
     assert g.k_for(20) == 4 and g.k_for(12) == 4  # fields of fields: a group of 5 is its own clique
     assert g.k_for(50) == 10
+
+
+def test_three_levels_of_groups_are_recovered() -> None:
+    # 3 groups of 3 groups of 4 sub-groups: a middle group holds 4 fields and a top group 3, fewer than
+    # min_field_size = 5; fields of fields need two children and find their group by its distance gap
+    x, labels = nested_groups((3, 3, 4), n=900, spread=1.0, ratio=0.25, noise=0.03, seed=0)
+    eng = ng.Engine(cdna=ng.CDNA.calibrate(x))
+    ids = eng.emit_batch(CHAT, x).token_ids.numpy()
+    h = eng.hierarchy()
+    for level in (1, 2, 3):
+        assert nmi(labels[:, 3 - level], h.ancestors(ids, level)) >= 0.9, level
+    assert h.sizes()[2:] == [9, 3]  # the 9 middle groups, the 3 top groups
+
+
+def test_natural_degree_is_the_largest_gap_of_a_tokens_distances() -> None:
+    # four tight groups of 3 far apart: every token's largest gap follows its 2 group mates
+    rng = np.random.default_rng(0)
+    centres = 10.0 * rng.normal(size=(4, 8))
+    pos = torch.from_numpy(np.repeat(centres, 3, 0) + 0.1 * rng.normal(size=(12, 8))).float()
+    idx, dist = knn_graph(pos, 11, torch.ones(8))
+    keep, _ = natural_neighbours(idx, dist, 8.0, 3.0)
+    assert ((keep >= 0).sum(1) == 2).all()
+    assert (keep[keep >= 0] // 3 == (torch.arange(12)[:, None] // 3).expand(12, 11)[keep >= 0]).all()
+    # no gap (a uniform cloud): every token keeps its K neighbours, a smooth level
+    flat = torch.from_numpy(rng.uniform(-1, 1, (40, 8))).float()
+    idx, dist = knn_graph(flat, 16, torch.ones(8))
+    keep, _ = natural_neighbours(idx, dist, 8.0, 3.0)
+    assert (keep >= 0).sum(1).float().mean() > 12
