@@ -220,8 +220,14 @@ class Guardian:
         seq = labels.tolist() if hasattr(labels, "tolist") else list(labels)
         if len(seq) != n:
             self._reject(field, len(seq), f"must be one string or a list of {n} strings or None")
-        out = [None if v is None else self._label(v, field, cdna, i) for i, v in enumerate(seq)]
-        return out if any(v is not None for v in out) else None
+        try:
+            distinct = list(dict.fromkeys(seq))  # labels repeat: each distinct one is checked once
+        except TypeError:  # an unhashable entry (a list, a dict): not a label, refused below
+            distinct = seq
+        for v in distinct:
+            if v is not None and not _is_label(v, cdna):
+                self._label(v, field, cdna, seq.index(v))  # raises, naming the first such row
+        return seq if any(v is not None for v in distinct) else None
 
     def _label(self, value: Any, field: str, cdna: CDNA, index: int | None) -> str:
         if not isinstance(value, str) or not value:
@@ -393,6 +399,11 @@ class Guardian:
     def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
         if self._publish is not None:
             self._publish("logs", event_type, data)
+
+
+def _is_label(value: Any, cdna: CDNA) -> bool:
+    """Whether ``value`` passes :meth:`Guardian._label` (which raises, naming the rule it breaks)."""
+    return isinstance(value, str) and 0 < len(value) <= cdna.label_max_chars and value.isprintable()
 
 
 def _short(value: Any) -> Any:

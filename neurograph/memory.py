@@ -43,6 +43,8 @@ __all__ = ["TokenMemory", "decode_payload", "encode_payload", "text_of"]
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+# canonical JSON, built once (json.dumps would rebuild an encoder for these options on every call)
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _mix(signal: np.ndarray, salt: int) -> np.ndarray:
@@ -62,8 +64,7 @@ def encode_payload(value: Any) -> bytes:
     """
     if isinstance(value, str):
         return b"s" + value.encode("utf-8")
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return b"j" + text.encode("utf-8")
+    return b"j" + _JSON.encode(value).encode("utf-8")
 
 
 def decode_payload(blob: bytes | None) -> Any:

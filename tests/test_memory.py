@@ -387,3 +387,14 @@ def test_labels_and_payloads_on_cuda_match_the_cpu() -> None:
     geometry = ("mass", "position")
     strip = [{t: {k: v for k, v in d.items() if k not in geometry} for t, d in o.items()} for o in out]
     assert strip[0] == strip[1]
+
+
+def test_a_bad_label_among_repeated_good_ones_names_its_row() -> None:
+    eng = ng.Engine(seed=0)
+    with pytest.raises(ng.InvalidSignal) as err:
+        eng.emit_batch(CHAT, np.zeros((4, 8)), labels=["ok", "ok", ["not", "a", "label"], "ok"])
+    assert err.value.field == "labels" and err.value.index == 2
+    with pytest.raises(ng.InvalidSignal) as err:
+        eng.emit_batch(CHAT, np.zeros((3, 8)), labels=["ok", "x" * 65, "x" * 65])
+    assert err.value.index == 1 and "label_max_chars" in str(err.value)
+    assert eng.tick == 0
