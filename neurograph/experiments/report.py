@@ -127,9 +127,16 @@ def figures(
 
 
 def write_report(
-    path: Path, figs: Mapping[str, Any], title: str, summary: Mapping[str, Any], plotlyjs: str = "inline"
+    path: Path,
+    figs: Mapping[str, Any],
+    title: str,
+    summary: Mapping[str, Any],
+    plotlyjs: str = "inline",
+    *,
+    tables: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the figures into one HTML page (module docstring) and return its path."""
+    """Write the figures into one HTML page (module docstring) and return its path; ``tables`` (name ->
+    DataFrame) follow the summary as escaped HTML tables."""
     parts = [
         "<!DOCTYPE html>",
         f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>",
@@ -141,6 +148,9 @@ def write_report(
         ),
         "</table>",
     ]
+    for name, frame in (tables or {}).items():
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(frame.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.2f}"))
     for i, (name, fig) in enumerate(figs.items()):
         include: Any = (True if plotlyjs == "inline" else "cdn") if i == 0 else False
         parts.append(f"<h2>{html.escape(name)}</h2>")

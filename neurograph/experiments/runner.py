@@ -169,7 +169,9 @@ def run(cfg: Any) -> dict[str, Any]:
     batches = list(src.batches(c.dataset.batch_size))
     for i, rows in enumerate(tqdm(batches, desc=f"stream {src.name}", unit="batch")):
         t0 = time.perf_counter()
-        b = eng.emit_batch(src.event_type, src.x[rows])
+        b = eng.emit_batch(
+            src.event_type, src.x[rows], labels=src.label_strings(rows), payloads=src.payloads(rows)
+        )
         token_ids[rows] = b.token_ids.cpu().numpy()
         row: dict[str, Any] = {"phase": "stream", "batch": i, "signals": int(rows[-1]) + 1}
         row["novel_rate"] = float(b.is_novel.float().mean())
@@ -187,6 +189,8 @@ def run(cfg: Any) -> dict[str, Any]:
         h = eng.hierarchy()
     t_stream = time.perf_counter() - t_start
     table = _score(c, src, token_ids, h, cdna.min_field_size)
+    contents = fields_table(h)
+    contents.to_csv(run_dir / "fields.csv", index=False)
     snapshot = eng.save()
     eng.close()
     log.log_snapshot(run_dir / c.engine.store)
@@ -209,20 +213,64 @@ def run(cfg: Any) -> dict[str, Any]:
         "snapshot": str(snapshot),
     }
     figs = _report(
-        c, run_dir, eng_tree=h, token_ids=token_ids, src=src, curve=curve, table=table, summary=summary
+        c,
+        run_dir,
+        eng_tree=h,
+        token_ids=token_ids,
+        src=src,
+        curve=curve,
+        table=table,
+        summary=summary,
+        contents=contents,
     )
     log.log_results(figs, table)
     log.log_metrics(summary)
     log.finish()
     (run_dir / "results.json").write_text(
         json.dumps(
-            plain({"summary": summary, "table": table.to_dict(orient="records"), "cdna": cdna.to_dict()}),
+            plain(
+                {
+                    "summary": summary,
+                    "table": table.to_dict(orient="records"),
+                    "fields": contents.to_dict(orient="records"),
+                    "cdna": cdna.to_dict(),
+                }
+            ),
             indent=2,
         )
     )
     if c.report.enabled:
         print(f"report: {(run_dir / 'report.html').resolve()}")
     return summary
+
+
+def fields_table(h: Any, level: int = 1, top: int = 30, terms: int = 5) -> pd.DataFrame:
+    """What the largest ``top`` fields of ``level`` contain (:meth:`~neurograph.Hierarchy.describe`):
+    id, tokens, name, the three most frequent labels with their share, the label purity, the
+    distinguishing terms and the payload of the token nearest the centre."""
+    columns = ["id", "tokens", "name", "labels", "purity", "terms", "nearest"]
+    if h.n_levels <= level:
+        return pd.DataFrame(columns=columns)
+    fields = h.fields(level).sort_values("tokens", ascending=False, kind="stable").head(top)
+    rows = []
+    for fid in fields["id"].tolist():
+        d = h.describe(int(fid), exemplars=1, terms=terms)
+        total = sum(d.labels.values())
+        shares = [f"{name} ({n / total:.0%})" for name, n in list(d.labels.items())[:3]] if total else []
+        first = d.exemplars.iloc[0] if len(d.exemplars) else None
+        nearest = None if first is None else (first["text"] if first["text"] else first["payload"])
+        rows.append(
+            {
+                "id": d.id,
+                "tokens": d.tokens,
+                "name": d.name,
+                "labels": ", ".join(shares),
+                "purity": max(d.labels.values()) / total if total else math.nan,
+                "terms": " ".join(d.terms),
+                "nearest": None if nearest is None else str(nearest)[:120],
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _report(
@@ -235,6 +283,7 @@ def _report(
     curve: list,
     table: pd.DataFrame,
     summary: dict,
+    contents: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Figures (always, for the loggers) and ``report.html`` (when enabled)."""
     from neurograph.experiments.report import figures, write_report
@@ -249,9 +298,9 @@ def _report(
     figs = figures(level0, eng_tree.assignment(1), label_of, tree, curve, table, c.report.max_points, c.seed)
     if c.report.enabled:
         shown = {k: v for k, v in summary.items() if k not in ("phase", "snapshot")}
-        write_report(
-            run_dir / "report.html", figs, f"neurograph · {c.name} · {src.name}", shown, c.report.plotlyjs
-        )
+        tables = {"what the level-1 fields contain": contents} if contents is not None else {}
+        title = f"neurograph · {c.name} · {src.name}"
+        write_report(run_dir / "report.html", figs, title, shown, c.report.plotlyjs, tables=tables)
     return figs
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,8 @@ class Source:
     labels: np.ndarray | None  # [n] or [n, L] int64; None: no labels
     label_names: list[str] | None = None  # name of each label value (text topics)
     event_type: str = "signal.input.external.dataset.sample"  # the emit type of the signals
+    texts: list[str] | None = None  # the text of each row (text sources): kept as the signals' payloads
+    rows: np.ndarray | None = None  # [n] each row's row in the data as loaded (before shuffling)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -52,6 +55,22 @@ class Source:
         if self.labels is None:
             return None
         return self.labels if self.labels.ndim == 1 else self.labels[:, -1]
+
+    def label_strings(self, rows: np.ndarray) -> list[str] | None:
+        """The level-1 label of each of ``rows`` as a string (a topic's name, else the class number),
+        given to the engine as the signals' labels; ``None`` without labels."""
+        labels = self.level1_labels
+        if labels is None:
+            return None
+        names = self.label_names
+        return [names[v] if names and 0 <= v < len(names) else str(v) for v in labels[rows].tolist()]
+
+    def payloads(self, rows: np.ndarray) -> list[Any]:
+        """What each of ``rows`` stood for, kept by the engine: its text, else its row in the data."""
+        if self.texts is not None:
+            return [self.texts[i] for i in rows.tolist()]
+        where = self.rows[rows] if self.rows is not None else rows
+        return [{"row": int(i)} for i in where.tolist()]
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """Row indices of each ``emit_batch`` call, in order."""
@@ -181,12 +200,13 @@ def load_source(
         event = f"signal.input.external.text.{encoder.name}"
     else:
         raise InvalidArgument("dataset.name", d.name, "unknown data source")
+    order = np.arange(len(x))  # each row's row in the data as loaded
     if d.shuffle:
         order = np.random.default_rng(seed).permutation(len(x))
-        x = x[order]
-        labels = labels[order] if labels is not None else None
     if d.n is not None and d.n < len(x):
-        x = x[: d.n]
-        labels = labels[: d.n] if labels is not None else None
+        order = order[: d.n]
+    x = x[order]
+    labels = labels[order] if labels is not None else None
+    texts = [texts[i] for i in order.tolist()] if d.name == "text" else None
     label = d.name if d.name != "file" else f"file:{Path(d.path).name}"  # type: ignore[arg-type]
-    return Source(label, np.ascontiguousarray(x, np.float32), labels, names, event)
+    return Source(label, np.ascontiguousarray(x, np.float32), labels, names, event, texts, order)

@@ -47,12 +47,30 @@ def test_default_run_writes_every_file(compose, tmp_path: Path, capsys) -> None:
     assert 0.0 <= summary["objective"] <= 1.0
     parser = _Headings()
     parser.feed((run_dir / "report.html").read_text())
-    assert parser.h2 == list(TITLES)
+    assert parser.h2 == ["what the level-1 fields contain", *TITLES]
     assert parser.scripts >= len(TITLES)
     assert "report: " in capsys.readouterr().out
     again = Engine.open(run_dir / "store")
     assert again.stats()["tokens"] == sum(summary["tokens_per_level"])
     again.close()
+
+
+def test_a_text_run_names_its_fields_by_their_topics(compose, tmp_path: Path) -> None:
+    """The signals carry their topic as the label and their text as the payload, so the run can say what
+    each field contains (``fields.csv``, ``results.json``, the report)."""
+    from neurograph.experiments.runner import run
+    from neurograph.experiments.sources import topics_corpus
+
+    run(compose("experiment=text_topics", "encoder=hashed", "dataset.n=null"))
+    run_dir = tmp_path / "run"
+    _, _, topics = topics_corpus()
+    fields = pd.read_csv(run_dir / "fields.csv")
+    assert len(fields) >= 1 and set(fields["name"]) <= set(topics)
+    assert fields["labels"].str.len().min() > 0 and (fields["purity"] > 0).all()
+    assert fields["nearest"].notna().all()  # the text of the token nearest each centre
+    results = json.loads((run_dir / "results.json").read_text())
+    assert [f["id"] for f in results["fields"]] == fields["id"].tolist()
+    assert "what the level-1 fields contain" in (run_dir / "report.html").read_text()
 
 
 def test_users_csv_runs_end_to_end(compose, tmp_path: Path) -> None:
