@@ -4,14 +4,16 @@
 2. Load the data source (:mod:`neurograph.experiments.sources`) and build the CDNA: a profile, or
    ``auto`` (:meth:`CDNA.calibrate <neurograph.cdna.CDNA.calibrate>` to the data), with the config's
    fields on top; a novelty threshold above the neighbour radius fails here, naming the key.
-3. Open an engine with its store in ``<run dir>/store`` and stream the signals in ``emit_batch`` calls;
+3. Open an engine with its store in ``<run dir>/store`` and stream the signals in ``emit_batch`` calls
+   (each with its label, and its text or row as the payload: :mod:`neurograph.memory`);
    after each batch run ``dynamics.steps`` force-field steps and, every ``hierarchy.every`` batches,
    rebuild the hierarchy. One ``metrics.jsonl`` row per batch: signals, tokens, edges, novel rate,
    energies, fields found.
 4. Score the level-1 (and level-2) fields against the labels and the baselines (k-means with the number
    of fields found and with the number of classes, HDBSCAN, MiniSom), on a seeded subsample of at most
    ``eval.max_samples`` signals; the level-1 NMI is the run's ``objective`` (what sweeps maximise).
-5. Save a snapshot, write ``config.yaml`` (resolved), ``results.json`` and ``report.html``, hand the
+5. Save a snapshot, write ``config.yaml`` (resolved), ``results.json``, ``fields.csv`` (what the level-1
+   fields contain: :func:`fields_table`) and ``report.html``, hand the
    results to the loggers, print where the report is, and return the summary.
 """
 
