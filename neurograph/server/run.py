@@ -3,7 +3,8 @@
 uvicorn does the transport work: permessage-deflate (``ws_per_message_deflate``), keep-alive pings
 (``ws_ping_interval`` / ``ws_ping_timeout``) and the websocket message size limit (``ws_max_size``, close
 1009); nothing of it is re-implemented here. The bind rule (:func:`~neurograph.server.config.check_bind`)
-is checked before anything starts.
+is checked before anything starts. neurograph's own log lines (requests, emits at DEBUG, broadcasts)
+go to stderr through :func:`neurograph.logs.configure`: JSON lines, or readable lines on a terminal.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def serve(config: ServerConfig | None = None, engine: Engine | None = None, **uv
     """
     config = config or ServerConfig()
     check_bind(config)
-    logging.getLogger("neurograph").setLevel(config.log_level.upper())
+    try:  # JSON lines with correlation ids (readable lines on a terminal): neurograph.logs
+        from neurograph.logs import configure
+
+        configure(level=config.log_level.upper())
+    except ImportError:  # structlog missing: the standard library's logging as it is
+        logging.getLogger("neurograph").setLevel(config.log_level.upper())
     server = uvicorn.Server(uvicorn_config(create_app(engine, config), config, **uvicorn_options))
     server.run()
