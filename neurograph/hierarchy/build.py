@@ -315,7 +315,8 @@ def _plan_level(
     scale: Tensor,
     cdna: CDNA,
 ) -> LevelPlan:
-    dev = mem.pos.device
+    from torch_geometric.utils import scatter  # here: PyG pulls in torch._dynamo
+
     basins = grouping(mem.pos, mem.mass.float(), scale, mem.links, of_fields=lv > 1)
     c = basins.cluster  # (n,) device
     g = basins.n_fields
@@ -323,22 +324,18 @@ def _plan_level(
     cs = c.index_select(0, sel)
     w = mem.mass.index_select(0, sel)  # (s,) float64
     p = mem.pos.index_select(0, sel).double()  # (s, 8)
-    msum = torch.zeros(g, dtype=torch.float64, device=dev).index_add_(0, cs, w)  # (G,)
-    pos = torch.zeros(g, 8, dtype=torch.float64, device=dev).index_add_(0, cs, w[:, None] * p)
-    pos = pos / msum[:, None]  # (G, 8) centroids
+    # pooling of the members into their fields (PyG's scatter: sums, means by mass, maxima)
+    msum = scatter(w, cs, dim=0, dim_size=g, reduce="sum")  # (G,)
+    pos = scatter(w[:, None] * p, cs, dim=0, dim_size=g, reduce="sum") / msum[:, None]  # (G, 8) centroids
     v = mem.vel.index_select(0, sel)
-    vel = torch.zeros(g, 8, dtype=torch.float64, device=dev).index_add_(0, cs, w[:, None] * v)
-    vel = vel / msum[:, None]
+    vel = scatter(w[:, None] * v, cs, dim=0, dim_size=g, reduce="sum") / msum[:, None]
     wst = w * mem.strength.index_select(0, sel)
-    strength = torch.zeros(g, dtype=torch.float64, device=dev).index_add_(0, cs, wst) / msum
-    hits = torch.zeros(g, dtype=torch.int64, device=dev).index_add_(0, cs, mem.hits.index_select(0, sel))
-    seen = torch.zeros(g, dtype=torch.int64, device=dev)
-    seen = seen.scatter_reduce(0, cs, mem.seen.index_select(0, sel), "amax")
+    strength = scatter(wst, cs, dim=0, dim_size=g, reduce="sum") / msum
+    hits = scatter(mem.hits.index_select(0, sel), cs, dim=0, dim_size=g, reduce="sum")
+    seen = scatter(mem.seen.index_select(0, sel), cs, dim=0, dim_size=g, reduce="max")
     diff = p - pos[cs]  # (s, 8)
     d = torch.sqrt((diff * diff * scale.double()).sum(1))  # (s,) member -> centroid
-    radius = torch.zeros(g, dtype=torch.float64, device=dev).scatter_reduce(
-        0, cs, d + mem.radius.index_select(0, sel), "amax"
-    )
+    radius = scatter(d + mem.radius.index_select(0, sel), cs, dim=0, dim_size=g, reduce="max")
     # identity: old fields at this level, their member counts before the rebuild
     index_of = np.full(alive.size + 1, -1, np.int64)  # slot -> old field index (last entry: none)
     index_of[old_slots] = np.arange(old_slots.size)

@@ -375,20 +375,21 @@ class Hierarchy:
 
 
 def _coarsen(e_index: np.ndarray, e_weight: np.ndarray, cluster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edges of the level above: endpoints mapped through ``cluster``, self-loops dropped, summed.
+    """Edges of the level above, as PyG pools them: endpoints mapped through ``cluster``, edges leaving
+    no field and self-loops dropped, each undirected pair once (smaller row first), weights summed
+    (``torch_geometric.utils.coalesce``).
 
     Shapes:
         e_index ``[2, E]``, e_weight ``[E]``, cluster ``[n]`` -> ``([2, E'], [E'])``.
     """
+    from torch_geometric.utils import coalesce
+
     if e_index.shape[1] == 0:
         return np.zeros((2, 0), np.int64), np.zeros(0)
     a, b = cluster[e_index[0]], cluster[e_index[1]]
     ok = (a >= 0) & (b >= 0) & (a != b)
-    lo, hi = np.minimum(a[ok], b[ok]), np.maximum(a[ok], b[ok])
-    if lo.size == 0:
+    if not ok.any():
         return np.zeros((2, 0), np.int64), np.zeros(0)
-    key = lo * (int(cluster.max()) + 1) + hi
-    uniq, inverse = np.unique(key, return_inverse=True)
-    weight = np.bincount(inverse, weights=e_weight[ok])
-    n_up = int(cluster.max()) + 1
-    return np.stack([uniq // n_up, uniq % n_up]), weight
+    pairs = torch.from_numpy(np.stack([np.minimum(a[ok], b[ok]), np.maximum(a[ok], b[ok])]))
+    index, weight = coalesce(pairs, torch.from_numpy(e_weight[ok].astype(np.float64)), reduce="sum")
+    return index.numpy(), weight.numpy()
