@@ -131,6 +131,29 @@ async def emit_rest(base: str, seconds: float, batch: int, rng: np.random.Genera
 async def emit_ws(
     url: str, seconds: float, window: int, rate: float, rng: np.random.Generator
 ) -> dict[str, Any]:
+    """``emit`` messages, one signal each, ``window`` in flight."""
+
+    def message(i: int) -> dict[str, Any]:
+        return {"type": "emit", "id": i, "vector": rng.uniform(-0.9, 0.9, 8).round(5).tolist()}
+
+    return await _windowed(url, seconds, window, rate, message, "emitted")
+
+
+async def emit_fanout(url: str, seconds: float, window: int, rate: float) -> dict[str, Any]:
+    """``broadcast`` messages (admin) on ``status``: the fan-out alone, without the engine's ingest."""
+
+    def message(i: int) -> dict[str, Any]:
+        data = {"seq": i, "token_id": i, "is_novel": True, "resonance": 0.5, "neighbor_count": 3}
+        return {"type": "broadcast", "channel": "status", "event_type": "bench.tick", "data": data}
+
+    return await _windowed(url, seconds, window, rate, message, "broadcast_sent")
+
+
+async def _windowed(
+    url: str, seconds: float, window: int, rate: float, message: Any, ack: str
+) -> dict[str, Any]:
+    """Send ``message(i)`` for ``seconds``, at most ``window`` unacknowledged (replies of type ``ack``),
+    paced to ``rate`` per second (0: as fast as acknowledged); returns how many were acknowledged."""
     sent = 0
     async with connect(url, max_size=None) as ws:
         await ws.recv()  # connected
@@ -140,7 +163,7 @@ async def emit_ws(
         async def acks() -> None:
             nonlocal sent
             async for frame in ws:
-                if orjson.loads(frame)["type"] == "emitted":
+                if orjson.loads(frame)["type"] == ack:
                     sent += 1
                     inflight.release()
                 if done.is_set() and inflight._value == window:  # all acknowledged
@@ -152,8 +175,7 @@ async def emit_ws(
         while time.perf_counter() - t0 < seconds:
             await inflight.acquire()
             await pace(i, t0, rate)
-            v = rng.uniform(-0.9, 0.9, 8).round(5).tolist()
-            await ws.send(orjson.dumps({"type": "emit", "id": i, "vector": v}).decode())
+            await ws.send(orjson.dumps(message(i)).decode())
             i += 1
         done.set()
         with contextlib.suppress(asyncio.TimeoutError):
@@ -165,39 +187,6 @@ async def pace(i: int, t0: float, rate: float) -> None:
     """Open-loop pacing: message ``i`` leaves no earlier than ``t0 + i / rate`` (``rate`` 0: no pacing)."""
     if rate > 0 and (ahead := t0 + i / rate - time.perf_counter()) > 0:
         await asyncio.sleep(ahead)
-
-
-async def emit_fanout(url: str, seconds: float, window: int, rate: float) -> dict[str, Any]:
-    """``broadcast`` messages (admin) on ``status``: the fan-out alone, without the engine's ingest."""
-    sent = 0
-    async with connect(url, max_size=None) as ws:
-        await ws.recv()  # connected
-        inflight = asyncio.Semaphore(window)
-        done = asyncio.Event()
-
-        async def acks() -> None:
-            nonlocal sent
-            async for frame in ws:
-                if orjson.loads(frame)["type"] == "broadcast_sent":
-                    sent += 1
-                    inflight.release()
-                if done.is_set() and inflight._value == window:  # all acknowledged
-                    return
-
-        reader = asyncio.create_task(acks())
-        t0 = time.perf_counter()
-        i = 0
-        while time.perf_counter() - t0 < seconds:
-            await inflight.acquire()
-            await pace(i, t0, rate)
-            data = {"seq": i, "token_id": i, "is_novel": True, "resonance": 0.5, "neighbor_count": 3}
-            msg = {"type": "broadcast", "channel": "status", "event_type": "bench.tick", "data": data}
-            await ws.send(orjson.dumps(msg).decode())
-            i += 1
-        done.set()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(reader, 30)
-    return {"sent": sent, "calls": sent}
 
 
 async def run_case(
