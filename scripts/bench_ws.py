@@ -114,11 +114,16 @@ class Receiver:
                 self.last = now
 
 
-async def emit_rest(base: str, seconds: float, batch: int, rng: np.random.Generator) -> dict[str, Any]:
+async def emit_rest(
+    base: str, seconds: float, batch: int, rng: np.random.Generator, rate: float = 0.0
+) -> dict[str, Any]:
+    """``POST /api/v1/emit/batch`` of ``batch`` rows, one request after the other, paced to ``rate``
+    requests per second (0: as fast as answered)."""
     sent, calls, rtt = 0, 0, []
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
+            await pace(calls, t0, rate)
             vectors = rng.uniform(-0.9, 0.9, (batch, 8)).round(5).tolist()
             t = time.perf_counter()
             r = await http.post("/api/v1/emit/batch", json={"vectors": vectors})
@@ -203,7 +208,7 @@ async def run_case(
     load0 = os.getloadavg()
     t0 = time.time()
     if mode == "rest":
-        emitted = await emit_rest(f"http://127.0.0.1:{port}", args.seconds, args.batch, rng)
+        emitted = await emit_rest(f"http://127.0.0.1:{port}", args.seconds, args.batch, rng, args.rate)
     elif mode == "ws":
         emitted = await emit_ws(url, args.seconds, args.window, args.rate, rng)
     else:
@@ -285,7 +290,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="rows per REST batch")
     parser.add_argument("--window", type=int, default=64, help="socket messages in flight")
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="ws/fanout messages per s (0: as fast as acked)"
+        "--rate", type=float, default=0.0, help="messages (rest: requests) per s (0: as fast as acked)"
     )
     parser.add_argument("--no-compression", action="store_true", help="clients do not negotiate deflate")
     parser.add_argument("--json", default=str(Path(__file__).parents[1] / "benchmarks/results/bench_ws.json"))
