@@ -71,6 +71,7 @@ class Hierarchy:
         self._leaf_slots = leaf_slots
         self._labels = labels
         self._terms: dict[int, dict[int, list[str]]] = {}  # level -> field id -> terms (on first use)
+        self._frame: pd.DataFrame | None = None  # to_pandas, built once (the snapshot does not change)
         ids = [lv.ids.numpy() for lv in levels]
         self._ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)  # every id, level by level
         self._level = np.concatenate([np.full(len(x), i) for i, x in enumerate(ids)]) if ids else self._ids
@@ -234,8 +235,9 @@ class Hierarchy:
         counts = memory.label_counts(slots)
         labels = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         field_terms = self._level_terms(lv, terms).get(int(field_id), []) if lv > 0 else []
-        frame = self.to_pandas()
-        row = frame.iloc[entry]  # to_pandas lists the tokens in the order of the lookups
+        if self._frame is None:
+            self._frame = self._build_frame()
+        row = self._frame.iloc[entry]  # to_pandas lists the tokens in the order of the lookups
         centre = self.levels[lv].pos.numpy()[int(np.searchsorted(self.levels[lv].ids.numpy(), field_id))]
         pos = self.levels[0].pos.numpy()[rows]
         dist = np.sqrt(((pos.astype(np.float64) - centre) ** 2).sum(1))
@@ -301,7 +303,13 @@ class Hierarchy:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per token of every level (columns as :meth:`fields`; with the engine's memory also
-        ``label``, the most frequent label of the signals below, and for fields ``name``)."""
+        ``label``, the most frequent label of the signals below, and for fields ``name``). Built once per
+        snapshot; each call returns a copy."""
+        if self._frame is None:
+            self._frame = self._build_frame()
+        return self._frame.copy()
+
+    def _build_frame(self) -> pd.DataFrame:
         rows = []
         below = None  # level-0 descendants of each row of the level below
         for lv, data in enumerate(self.levels):
