@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import threading
 import time
@@ -31,12 +30,9 @@ from neurograph.server.config import ServerConfig
 from neurograph.server.hub import Hub
 from neurograph.server.metrics import ServerMetrics
 
-__all__ = ["BATCH_EXTRAS", "DEFAULT_EVENT_TYPE", "EMIT_EXTRAS", "Server"]
+__all__ = ["DEFAULT_EVENT_TYPE", "Server"]
 
 _log = logging.getLogger("neurograph.server")
-# the optional emit fields this engine takes (token labels and payloads, when the engine has them)
-EMIT_EXTRAS = frozenset({"label", "payload"} & set(inspect.signature(Engine.emit).parameters))
-BATCH_EXTRAS = frozenset({"labels", "payloads"} & set(inspect.signature(Engine.emit_batch).parameters))
 DEFAULT_EVENT_TYPE = "signal.input.external.text.chat"
 
 
@@ -70,14 +66,7 @@ class _BusLogHandler(logging.Handler):
 
 def _emit_one(engine: Engine, msg: Mapping[str, Any]) -> dict[str, Any]:
     """One signal from a message (REST body or socket ``emit``), on the engine's thread."""
-    kwargs: dict[str, Any] = {}
-    if msg.get("kind") is not None:
-        kwargs["kind"] = msg["kind"]
-    for key in ("label", "payload"):
-        if msg.get(key) is not None:
-            if key not in EMIT_EXTRAS:
-                raise InvalidArgument(key, msg[key], "this engine's emit takes no token labels or payloads")
-            kwargs[key] = msg[key]
+    kwargs = {key: msg[key] for key in ("kind", "label", "payload") if msg.get(key) is not None}
     priority = msg.get("priority", 128)
     result = engine.emit(msg.get("event_type", DEFAULT_EVENT_TYPE), msg.get("vector"), priority, **kwargs)
     return result.to_dict()
@@ -88,14 +77,7 @@ def _emit_many(engine: Engine, msg: Mapping[str, Any], max_batch: int) -> dict[s
     vectors = msg.get("vectors")
     if isinstance(vectors, list) and len(vectors) > max_batch:
         raise InvalidArgument("vectors", f"<{len(vectors)} rows>", f"a batch holds at most {max_batch} rows")
-    kwargs: dict[str, Any] = {}
-    if msg.get("kinds") is not None:
-        kwargs["kinds"] = msg["kinds"]
-    for key in ("labels", "payloads"):
-        if msg.get(key) is not None:
-            if key not in BATCH_EXTRAS:
-                raise InvalidArgument(key, msg[key], "this engine's emit_batch takes no labels or payloads")
-            kwargs[key] = msg[key]
+    kwargs = {key: msg[key] for key in ("kinds", "labels", "payloads") if msg.get(key) is not None}
     types = msg.get("event_types", msg.get("event_type", DEFAULT_EVENT_TYPE))
     batch = engine.emit_batch(types, vectors, msg.get("priorities", 128), **kwargs)
     return {

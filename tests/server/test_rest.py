@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from neurograph.server.state import BATCH_EXTRAS, EMIT_EXTRAS
 from tests.server.conftest import token
 from tests.server.live import Live
 from tests.server.wsutil import open_ws, ws_url
@@ -79,7 +78,6 @@ async def test_rest_emits_appear_on_signals(srv: Live, http: httpx.AsyncClient) 
         assert [e["data"]["is_novel"] for e in got[1:]] == many["is_novel"]
 
 
-@pytest.mark.skipif(not EMIT_EXTRAS, reason="this engine's emit takes no labels yet")
 async def test_labels_and_payloads_travel(srv: Live, http: httpx.AsyncClient) -> None:
     ws, _ = await open_ws(ws_url(srv.ws, token=token("developer")))
     async with ws:
@@ -89,15 +87,8 @@ async def test_labels_and_payloads_travel(srv: Live, http: httpx.AsyncClient) ->
         assert (await http.post("/api/v1/emit", json=body)).status_code == 200
         (event,) = await ws.events(1, channel="signals")
         assert event["data"].get("label") == "apple"
-        if BATCH_EXTRAS:
-            body = {"vectors": [[0.22] * 8], "labels": ["pear"], "payloads": [{"n": 1}]}
-            assert (await http.post("/api/v1/emit/batch", json=body)).status_code == 200
-
-
-@pytest.mark.skipif(bool(EMIT_EXTRAS), reason="this engine's emit takes labels")
-async def test_labels_refused_by_an_engine_without_them(http: httpx.AsyncClient) -> None:
-    r = await http.post("/api/v1/emit", json={"vector": [0.21] * 8, "label": "apple"})
-    assert r.status_code == 422 and r.json()["field"] == "label"
+        body = {"vectors": [[0.22] * 8], "labels": ["pear"], "payloads": [{"n": 1}]}
+        assert (await http.post("/api/v1/emit/batch", json=body)).status_code == 200
 
 
 async def test_metrics_parse_with_prometheus_client(srv: Live, http: httpx.AsyncClient) -> None:
