@@ -173,10 +173,6 @@ class TokenMemory:
             out[i] = code
         return out
 
-    def code_of(self, name: str) -> int:
-        """The code of a label, -1 when no signal carried it."""
-        return self._codes.get(name, -1)
-
     # --- recording ----------------------------------------------------------------------------------
     def record(
         self,

@@ -66,7 +66,7 @@ from neurograph.query.grammar import (
     QueryError,
     parse_query,
 )
-from neurograph.query.tables import memory_columns
+from neurograph.query.tables import label_codes, memory_columns
 from neurograph.space import AXES, distance
 from neurograph.state import EdgeState, TokenState
 
@@ -287,16 +287,15 @@ class _TokenTable(_Table):
 
     def compute(self, name: str) -> torch.Tensor | _Names | _Texts:
         t, n = self.t, self.n
-        if name in MEMORY_COLUMNS and self.memory is not None:
-            cols = memory_columns(
-                self.memory, np.arange(n), t.level[:n].cpu().numpy(), t.parent[:n].cpu().numpy()
-            )
-            if name == "text":
-                return _Texts("text", pd.Series(cols["text"]))
-            names = (None, *self.memory.names)
-            codes = np.array([self.memory.code_of(v) if isinstance(v, str) else -1 for v in cols["label"]])
+        if name == "text" and self.memory is not None:  # only the texts: no label work
+            return _Texts("text", pd.Series(self.memory.texts(np.arange(n)), dtype="string"))
+        if name == "label" and self.memory is not None:  # only the codes: no payload decoding
+            codes = label_codes(self.memory, t.level[:n].cpu().numpy(), t.parent[:n].cpu().numpy())
+            names = (None, *self.memory.names)  # code + 1; 0: no label
             rank = tuple(np.argsort(np.argsort(np.array(["", *self.memory.names], dtype=object))).tolist())
-            return _Names("label", torch.from_numpy(codes + 1).to(self.device), names, rank, open=True)
+            return _Names(
+                "label", torch.from_numpy(codes.astype(np.int64) + 1).to(self.device), names, rank, open=True
+            )
         if name == "kind":
             ranks = tuple(range(len(ENTITY_KINDS)))  # the frame's Categorical sorts by code
             return _Names("kind", t.kind[:n], ENTITY_KINDS, ranks)

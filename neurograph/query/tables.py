@@ -48,17 +48,27 @@ def tokens_frame(t: TokenState, memory: TokenMemory | None = None) -> pd.DataFra
 def memory_columns(
     memory: TokenMemory, slots: np.ndarray, level: np.ndarray, parent: np.ndarray
 ) -> dict[str, Any]:
-    """``label`` (the creating signal's label; a field's: the most frequent label of the signals below
-    it; missing: none) and ``text`` (the creating signal's payload text) of ``slots``.
+    """``label`` (:func:`label_codes` as names, missing: none) and ``text`` (the creating signal's
+    payload text) of ``slots``.
 
     Shapes:
         slots ``[r]``; level, parent ``[n]`` over all used slots -> two columns of ``r`` values.
     """
-    codes = memory.majority(level.shape[0], level, parent)[slots]
+    codes = label_codes(memory, level, parent)[slots]
     names = np.asarray([*memory.names, None], dtype=object)
     label = pd.Series(names[np.where(codes >= 0, codes, len(memory.names))], dtype="string")
     text = pd.Series(memory.texts(slots), dtype="string")
     return {"label": label.array, "text": text.array}
+
+
+def label_codes(memory: TokenMemory, level: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """The label code of every used slot: the creating signal's label; a field's, the most frequent
+    label of the signals below it; -1 for none (:meth:`~neurograph.memory.TokenMemory.majority`).
+
+    Shapes:
+        level, parent ``[n]`` -> ``[n]`` int32.
+    """
+    return memory.majority(level.shape[0], level, parent)
 
 
 def edges_frame(e: EdgeState, t: TokenState) -> pd.DataFrame:
