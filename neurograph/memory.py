@@ -246,11 +246,8 @@ class TokenMemory:
             return
         w = np.nonzero(ok)[0]  # in slot order, then signal order: the last write of a cell wins
         cell = s[w] * r + pos[w]
-        last = np.ones(w.size, bool)
-        _, idx = np.unique(cell[::-1], return_index=True)
-        last[:] = False
-        last[w.size - 1 - idx] = True
-        w = w[last]
+        _, first_from_end = np.unique(cell[::-1], return_index=True)
+        w = np.sort(w[w.size - 1 - first_from_end])  # each cell's last write
         flat = self.sample.reshape(-1)
         cells = s[w] * r + pos[w]
         self._forget(flat[cells])

@@ -70,7 +70,7 @@ class Hierarchy:
         self.memory = memory
         self._leaf_slots = leaf_slots
         self._labels = labels
-        self._terms: dict[int, dict[int, list[str]]] = {}  # level -> field id -> terms (on first use)
+        self._terms: dict[tuple[int, int], dict[int, list[str]]] = {}  # (level, top) -> id -> terms
         self._frame: pd.DataFrame | None = None  # to_pandas, built once (the snapshot does not change)
         ids = [lv.ids.numpy() for lv in levels]
         self._ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)  # every id, level by level
@@ -279,8 +279,8 @@ class Hierarchy:
         return np.nonzero(self.assignment(level) == token_id)[0]
 
     def _level_terms(self, level: int, top: int = 8) -> dict[int, list[str]]:
-        """Distinguishing terms of every field of ``level`` (cached)."""
-        if level not in self._terms:
+        """The ``top`` distinguishing terms of every field of ``level`` (cached)."""
+        if (level, top) not in self._terms:
             memory = self._need_memory()
             owner = self.assignment(level)
             ids = self.levels[level].ids.numpy()
@@ -291,8 +291,8 @@ class Hierarchy:
                     docs[fid].append(text)
             keys = list(docs)
             terms = distinguishing_terms(["\n".join(docs[k]) for k in keys], top)
-            self._terms[level] = dict(zip(keys, terms))
-        return self._terms[level]
+            self._terms[level, top] = dict(zip(keys, terms))
+        return self._terms[level, top]
 
     # --- tables and graphs --------------------------------------------------------------------------
     def fields(self, level: int = 1) -> pd.DataFrame:
@@ -341,8 +341,8 @@ class Hierarchy:
                 names = np.asarray([*self.memory.names, None], dtype=object)
                 codes = self._labels[lv]
                 frame["label"] = names[np.where(codes >= 0, codes, len(self.memory.names))]
-                if lv > 0:
-                    terms = self._level_terms(lv)
+                if lv > 0:  # a field without a label is named by its terms (computed only then)
+                    terms = self._level_terms(lv) if (codes < 0).any() else {}
                     frame["name"] = [
                         lab if lab is not None else field_name(int(i), {}, terms.get(int(i), []))
                         for i, lab in zip(frame["id"].tolist(), frame["label"].tolist())
