@@ -734,10 +734,9 @@ class Engine:
             **self.memory.token(slot),
         }
         if out["level"] > 0:  # a field stands for the signals below it: its label is their majority
-            n = t.count
-            codes = self.memory.majority(n, t.level[:n].cpu().numpy(), t.parent[:n].cpu().numpy())
-            out["label"] = self.memory.names[codes[slot]] if codes[slot] >= 0 else None
-            out["label_counts"] = dict(self.memory.label_counts(self._leaves_below(slot)))
+            leaves = self._leaves_below(slot)
+            out["label"] = self.memory.majority_of(leaves)
+            out["label_counts"] = dict(self.memory.label_counts(leaves))
         return out
 
     def _leaves_below(self, slot: int) -> np.ndarray:

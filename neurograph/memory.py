@@ -318,6 +318,17 @@ class TokenMemory:
 
     def label_counts(self, slots: np.ndarray) -> Counter[str]:
         """Labels of every signal behind ``slots``: their origins' and their resonating signals'."""
+        counts = self._code_counts(slots)
+        return Counter({self.names[i]: int(counts[i]) for i in np.nonzero(counts)[0].tolist()})
+
+    def majority_of(self, slots: np.ndarray) -> str | None:
+        """The most frequent label of the signals behind ``slots`` (ties: the label seen first, as
+        :meth:`majority`); ``None`` when none carries one."""
+        counts = self._code_counts(slots)
+        return self.names[int(counts.argmax())] if counts.any() else None
+
+    def _code_counts(self, slots: np.ndarray) -> np.ndarray:
+        """``[labels]`` signals behind ``slots`` per label code."""
         slots = np.asarray(slots, np.int64)
         slots = slots[slots < self.capacity]
         own = self.label[slots]
@@ -325,7 +336,7 @@ class TokenMemory:
         _, code, count = self.pairs(slots)
         if code.size:
             counts += np.bincount(code, weights=count, minlength=len(self.names)).astype(np.int64)
-        return Counter({self.names[i]: int(counts[i]) for i in np.nonzero(counts)[0].tolist()})
+        return counts
 
     def token(self, slot: int) -> dict[str, Any]:
         """What one slot stands for: origin signal, label, payload, resonances, the sample (signal ids
