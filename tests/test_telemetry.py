@@ -6,36 +6,16 @@ Spans are read from the OpenTelemetry SDK's in-memory exporter; log lines are pa
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-import logging
 
 import numpy as np
 import pytest
 
 import neurograph as ng
-from neurograph import logs, telemetry
+from neurograph import telemetry
 
 sdk = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
 pytest.importorskip("structlog")
 CHAT = "signal.input.external.text.chat"
-
-
-@pytest.fixture
-def spans():
-    exporter = sdk.InMemorySpanExporter()
-    telemetry.configure_tracing(exporter)
-    yield exporter
-    telemetry.configure_tracing(enabled=False)
-
-
-@pytest.fixture
-def log_lines():
-    buf = io.StringIO()
-    handler = logs.configure(json=True, level="DEBUG", stream=buf)
-    yield lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
-    logging.getLogger("neurograph").removeHandler(handler)
-    logging.getLogger("neurograph").setLevel(logging.WARNING)
 
 
 def test_engine_operations_make_spans_with_their_results(spans) -> None:

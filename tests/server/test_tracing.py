@@ -8,14 +8,10 @@ log lines from ``neurograph.logs.configure(json=True)`` into a buffer, each pars
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-import logging
 
 import httpx
 import pytest
 
-from neurograph import logs, telemetry
 from tests.server.conftest import token
 from tests.server.wsutil import open_ws, ws_url
 
@@ -24,20 +20,8 @@ pytest.importorskip("structlog")
 CHAT = "signal.input.external.text.chat"
 
 
-@pytest.fixture
-def traced():
-    exporter = sdk.InMemorySpanExporter()
-    telemetry.configure_tracing(exporter)
-    buf = io.StringIO()
-    handler = logs.configure(json=True, level="DEBUG", stream=buf)
-    yield exporter, lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
-    telemetry.configure_tracing(enabled=False)
-    logging.getLogger("neurograph").removeHandler(handler)
-    logging.getLogger("neurograph").setLevel(logging.WARNING)
-
-
-def test_one_rest_emit_is_one_span_tree_and_one_correlation_id(srv, traced) -> None:
-    exporter, lines = traced
+def test_one_rest_emit_is_one_span_tree_and_one_correlation_id(srv, spans, log_lines) -> None:
+    exporter, lines = spans, log_lines
 
     async def run() -> dict:
         ws, _ = await open_ws(ws_url(srv.ws, token=token("developer")))
