@@ -422,6 +422,15 @@ def _methods(cases: Sequence[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
+def _level_cells(group: list[dict], methods: list[str], lv: int, score: str) -> list[str]:
+    """``mean [min]`` of ``score`` (nmi, ari) over the seeds of ``group``, per method, at level ``lv``."""
+    cells = []
+    for m in methods:
+        vals = [r[score] for c in group for r in c["rows"] if r["method"] == m and r["level"] == lv]
+        cells.append(_stat(vals) if vals else "")
+    return cells
+
+
 def _stat(values: Sequence[float]) -> str:
     """``mean [min]`` over seeds (the mean alone for one seed)."""
     if len(values) == 1:
@@ -448,10 +457,7 @@ def format_hierarchy_markdown(report: dict[str, Any]) -> str:
         group = [c for c in cases if c["dataset"] == name]
         engines = list(group[0]["engine"])
         for lv in range(1, group[0]["levels"] + 1):
-            cells = []
-            for m in methods:
-                vals = [r["nmi"] for c in group for r in c["rows"] if r["method"] == m and r["level"] == lv]
-                cells.append(_stat(vals) if vals else "")
+            cells = _level_cells(group, methods, lv, "nmi")
             found = [
                 np.mean(
                     [r["groups"] for c in group for r in c["rows"] if r["method"] == e and r["level"] == lv]
@@ -468,10 +474,7 @@ def format_hierarchy_markdown(report: dict[str, Any]) -> str:
     for name in names:
         group = [c for c in cases if c["dataset"] == name]
         for lv in range(1, group[0]["levels"] + 1):
-            cells = []
-            for m in methods:
-                vals = [r["ari"] for c in group for r in c["rows"] if r["method"] == m and r["level"] == lv]
-                cells.append(_stat(vals) if vals else "")
+            cells = _level_cells(group, methods, lv, "ari")
             lines.append(f"| {name} | {lv} | " + " | ".join(cells) + " |")
     trees = list(dict.fromkeys(t for c in cases for t in c["dendrogram_purity"]))
     lines += [
