@@ -56,6 +56,15 @@ def _mix(signal: np.ndarray, salt: int) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
+def _mix_one(signal: int, salt: int) -> int:
+    """:func:`_mix` of one signal, on Python ints (the same 64-bit draw)."""
+    mask = 0xFFFFFFFFFFFFFFFF
+    z = (signal * 0x9E3779B97F4A7C15 + (salt & mask)) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
 def encode_payload(value: Any) -> bytes:
     """The stored form of a payload: ``b"s" + utf-8`` for a str, ``b"j" + canonical JSON`` otherwise.
 
@@ -194,6 +203,11 @@ class TokenMemory:
         b = int(slots.shape[0])
         if b == 0:
             return
+        if b == 1:  # one emit: the same steps on scalars (the arrays' setup would dominate)
+            blob = payloads[0] if payloads is not None and self.keep_payloads else None
+            lab = int(labels[0]) if labels is not None else -1
+            self._record_one(int(first_signal), int(slots[0]), bool(novel[0]), lab, blob)
+            return
         slots = np.asarray(slots, np.int64)
         novel = np.asarray(novel, bool)
         self.ensure(int(slots.max()) + 1)
@@ -218,6 +232,33 @@ class TokenMemory:
             if self._pending_n > max(65_536, self._pair_keys.size // 4):
                 self._merge()
         self._sample(sig[fam], s, lab, keep, fam)
+
+    def _record_one(self, sig: int, slot: int, novel: bool, lab: int, blob: bytes | None) -> None:
+        """:meth:`record` of one signal (the same state as a batch of one; tested against it)."""
+        self.ensure(slot + 1)
+        if novel:
+            self.origin[slot] = sig
+            self.label[slot] = lab
+        else:
+            if lab >= 0:
+                self._pending.append(np.array([(slot << 32) | lab], np.int64))
+                self._pending_n += 1
+                if self._pending_n > max(65_536, self._pair_keys.size // 4):
+                    self._merge()
+            n = int(self.resonances[slot]) + 1  # this signal is the slot's n-th
+            self.resonances[slot] = n
+            r = self.sample_size
+            pos = n - 1 if n <= r else _mix_one(sig, self.salt) % n
+            if pos >= r:
+                return
+            old = int(self.sample[slot, pos])
+            if old >= 0:
+                self._forget(np.array([old]))
+            self.sample[slot, pos] = sig
+        if blob is not None or lab >= 0:
+            self.kept[sig] = (lab, blob)
+            if blob is not None:
+                self.payload_bytes += len(blob)
 
     def _sample(
         self,
