@@ -40,7 +40,11 @@ of them tensor ops on the tokens' device (no Python loop over tokens):
    groups, separated by a density valley deeper than ``tau`` (a factor ``e^tau`` in density), stay apart;
    disconnected groups never merge.
 
-**Fields of fields** (``of_fields=True``: the levels above the first, whose tokens are fields). A few
+**Fields of fields** (``of_fields=True``: the levels above the first, whose tokens are fields). A level
+of at most :data:`~neurograph.hierarchy.gaps.LINKAGE_MAX` fields (all but the largest hierarchies) is cut
+at the finest gap of its Ward dendrogram (:func:`~neurograph.hierarchy.gaps.finest_gap_cut`: the groups
+just above its tokens, a gap of at least ``jump``; groups of two fields or more), and each group's
+densest field is its peak. A larger level takes the natural degrees below. A few
 tokens stand for whole groups, so no single degree fits every level: a group of 4 fields inside a group
 of 12 needs 3 neighbours, a degree of 7 joins it to its cousins. Each token takes its *natural degree*
 (:func:`natural_neighbours`) from the gaps of its own neighbour distances ``d_1 <= ... <= d_K``
@@ -72,6 +76,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
+from neurograph.hierarchy.gaps import LINKAGE_MAX, finest_gap_cut
 from neurograph.hierarchy.persistence import RULES, cut, persistence_pairs, threshold
 from neurograph.kernels import knn_reference, knn_triton, triton_available
 from neurograph.kernels.knn import MAX_K_TRITON
@@ -187,6 +192,8 @@ class BasinGrouping:
             empty = torch.zeros(0, dtype=torch.int64, device=dev)
             none = torch.zeros(0, device=dev)
             return Basins(empty, empty, none, empty, 0, none, float(self.persistence))
+        if of_fields and n <= LINKAGE_MAX:  # a small level of fields: the finest gap of its dendrogram
+            return self._by_gap(pos, mass, scale)
         if of_fields:  # fields of fields: each token's own group, from the gaps of its distances
             idx, dist = knn_graph(pos, min(self.k, n - 1), scale)  # (n, K) candidates
             idx, dist = natural_neighbours(idx, dist, self.dim, self.jump)  # (n, K), -1 / inf beyond
@@ -206,6 +213,30 @@ class BasinGrouping:
         if of_fields and sizes.numel() == 1 and int(sizes[0]) == n < self.min_size:
             cluster, sizes = torch.full_like(cluster, -1), sizes[:0]  # no structure: too few for one field
         return Basins(cluster, peak, phi, sizes, rounds, pers, tau)
+
+    def _by_gap(self, pos: Tensor, mass: Tensor, scale: Tensor) -> Basins:
+        """A level of at most :data:`LINKAGE_MAX` fields: :func:`~neurograph.hierarchy.gaps.finest_gap_cut`.
+
+        The peak of a group is its member of highest density (``phi`` over its ``min(k, n - 1)``
+        nearest); a level that is one group is a field only when it has ``min_size`` members.
+        """
+        n = pos.shape[0]
+        group, gap = finest_gap_cut(pos, scale, self.dim, self.jump, min(self.min_size, 2))
+        idx, dist = knn_graph(pos, min(self.k, n - 1), scale)
+        phi = mass_density(mass, idx, dist, self.dim)  # (n,)
+        g = int(group.max()) + 1 if n else 0
+        order = _total_order(phi)  # (n,) distinct ranks
+        top = torch.full((g,), -1, dtype=torch.int64, device=pos.device).scatter_reduce(
+            0, group, order, "amax"
+        )  # (g,) the highest rank in each group
+        by_rank = torch.empty_like(order)
+        by_rank[order] = torch.arange(n, device=pos.device)
+        peak = by_rank[top][group]  # (n,) row of each group's peak
+        cluster, sizes = _clusters(peak, min(self.min_size, 2))
+        if g == 1 and n < self.min_size:
+            cluster, sizes = torch.full_like(cluster, -1), sizes[:0]  # no structure: too few for one field
+        pers = torch.where(peak == torch.arange(n, device=pos.device), math.inf, 0.0)  # (n,)
+        return Basins(cluster, peak, phi, sizes, 0, pers.float(), gap)
 
 
 def natural_neighbours(idx: Tensor, dist: Tensor, dim: float, jump: float) -> tuple[Tensor, Tensor]:

@@ -11,6 +11,7 @@ import neurograph as ng
 from neurograph.datasets import nested_groups
 from neurograph.hierarchy import BasinGrouping
 from neurograph.hierarchy.basins import knn_graph, natural_neighbours
+from neurograph.hierarchy.gaps import finest_gap_cut
 
 CHAT = "signal.input.external.text.chat"
 
@@ -66,3 +67,53 @@ def test_natural_degree_is_the_largest_gap_of_a_tokens_distances() -> None:
     idx, dist = knn_graph(flat, 16, torch.ones(8))
     keep, _ = natural_neighbours(idx, dist, 8.0, 3.0)
     assert (keep >= 0).sum(1).float().mean() > 12
+
+
+def test_finest_gap_cut_takes_the_structure_just_above_the_tokens() -> None:
+    # 3 groups of 3 groups of 3 tokens, each scale 20x the one below: the first cut is the 9 middle
+    # groups (the finest gap), the cut of their centroids the 3 top groups, then no structure is left
+    rng = np.random.default_rng(0)
+    top = 100.0 * rng.normal(size=(3, 8))
+    mid = np.repeat(top, 3, 0) + 5.0 * rng.normal(size=(9, 8))
+    pos = torch.from_numpy(np.repeat(mid, 3, 0) + 0.25 * rng.normal(size=(27, 8))).float()
+    group, gap = finest_gap_cut(pos, torch.ones(8), 8.0, 3.0)
+    assert gap >= 3.0 and (group.numpy() == np.arange(27) // 3).all()  # numbered by their first row
+    centroids = torch.stack([pos[group == g].mean(0) for g in range(9)])
+    group, _ = finest_gap_cut(centroids, torch.ones(8), 8.0, 3.0)
+    assert (group.numpy() == np.arange(9) // 3).all()
+    tops = torch.stack([centroids[group == g].mean(0) for g in range(3)])
+    group, gap = finest_gap_cut(tops, torch.ones(8), 8.0, 3.0)
+    assert (group == 0).all() and gap == 0.0  # 3 tokens: a pair beside a lone token is no structure
+
+
+def test_finest_gap_cut_finds_nothing_in_a_structureless_level() -> None:
+    rng = np.random.default_rng(1)
+    for n in (50, 200):
+        pos = torch.from_numpy(rng.uniform(-1, 1, (n, 8))).float()
+        group, gap = finest_gap_cut(pos, torch.ones(8), 8.0, 3.0)
+        assert (group == 0).all() and gap == 0.0
+
+
+def test_finest_gap_cut_leaves_no_lone_token_and_honours_the_metric() -> None:
+    rng = np.random.default_rng(2)
+    pos = np.concatenate([rng.normal(size=(6, 8)), 50.0 + rng.normal(size=(6, 8)), [[500.0] * 8]])
+    group, _ = finest_gap_cut(torch.from_numpy(pos).float(), torch.ones(8), 8.0, 3.0)
+    assert np.bincount(group.numpy()).min() >= 2  # the outlier joins a group, it is no group alone
+    # the same two groups apart along axis 0 only: a scale of 0 on that axis hides the gap
+    flat = rng.normal(size=(12, 8))
+    flat[6:, 0] += 100.0
+    scale = torch.ones(8)
+    assert finest_gap_cut(torch.from_numpy(flat).float(), scale, 8.0, 3.0)[0].unique().numel() == 2
+    scale[0] = 0.0
+    assert finest_gap_cut(torch.from_numpy(flat).float(), scale, 8.0, 3.0)[0].unique().numel() == 1
+
+
+def test_two_wide_overlapping_groups_of_six_are_two_fields_at_level_2() -> None:
+    # the eval's nested (2, 6) setting, seed 2: the nearest field of the other group is as near as a
+    # field's sisters, so no field has a gap of its own distances; the dendrogram's finest gap splits them
+    x, labels = nested_groups((2, 6), n=1200, spread=0.3, ratio=0.35, noise=0.01, seed=2)
+    eng = ng.Engine(cdna=ng.CDNA.calibrate(x))
+    ids = eng.emit_batch(CHAT, x).token_ids.numpy()
+    h = eng.hierarchy()
+    assert nmi(labels[:, 1], h.ancestors(ids, 1)) >= 0.9
+    assert nmi(labels[:, 0], h.ancestors(ids, 2)) >= 0.9

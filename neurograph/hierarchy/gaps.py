@@ -1,0 +1,75 @@
+"""Fields of fields by the finest gap of a Ward dendrogram (DESIGN §5 "Multi-scale").
+
+A level above the first holds few tokens (fields), each standing for a whole group; a density estimate
+over a handful of points says little, but their *distances* do. The tokens of such a level are joined
+by Ward's linkage (Ward 1963: at each step the two groups whose merger least increases the sum of
+squared distances to the group means; ``scipy.cluster.hierarchy.linkage``), which gives merge heights
+``h_1 <= ... <= h_{n-1}``. Cutting the dendrogram into ``c`` groups keeps every merge up to
+``h_{n-c}`` and refuses the next; the cut stands on a *gap* of
+
+    g_c = D log(h_{n-c+1} / h_{n-c})
+
+(``D = 8``; the same unit as the natural-degree gaps of :func:`~neurograph.hierarchy.basins.
+natural_neighbours`: how far a log density falls when a group takes in the next one). A level's groups
+are the **finest** cut with ``g_c >= jump`` (3 by default) whose groups all have at least two tokens
+(a group beside a lone token is no structure): the structure just above the tokens, so that the
+coarser gaps are left for the levels above (a cut at the *widest* gap would skip a middle level whenever
+the top gap is wider). Without such a cut the level has no structure at its scale: one group.
+
+Measured on the nested generator (leaf centroids of ``neurograph.datasets.nested_groups``, the six
+settings of the eval suite times six seeds): every level recovered exactly in 36 of 36 runs, where the
+natural-degree basins recovered 27; on uniform random tokens (no structure) the finest-gap rule finds a
+spurious cut in 4% (20 tokens) to 20% (5 tokens) of the draws and never from 50 tokens on.
+
+The levels this applies to are small (fields of fields, :data:`LINKAGE_MAX` tokens at most); the
+linkage runs on the host (scipy's C implementation, ``O(n^2)`` time and memory); larger levels keep the
+natural-degree basins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.cluster.hierarchy import fcluster, linkage
+from torch import Tensor
+
+__all__ = ["LINKAGE_MAX", "finest_gap_cut"]
+
+LINKAGE_MAX = 4096  # tokens of a level grouped by the Ward gap (above: natural-degree basins)
+
+
+def finest_gap_cut(
+    pos: Tensor, scale: Tensor, dim: float, jump: float, min_size: int = 2
+) -> tuple[Tensor, float]:
+    """The groups of a level of fields: the finest cut of its Ward dendrogram at a gap (module docstring).
+
+    Args:
+        pos: ``[n, 8]`` positions (fields' centroids).
+        scale: ``[8]`` axis scales of the weighted metric.
+        dim: ``D``, the unit of the gap (a log-density fall).
+        jump: the least gap ``D log(h_{next} / h_{last})`` a cut needs.
+        min_size: tokens every group of a cut needs (2: a group beside a lone token is no structure).
+
+    Returns:
+        ``(group [n] int64 on pos's device, gap)``: groups ``0..c-1`` numbered by their first row, and the
+        gap of the cut (0.0 when the level is one group: no cut had a gap of ``jump``).
+    """
+    n = pos.shape[0]
+    one = torch.zeros(n, dtype=torch.int64, device=pos.device)
+    if n < 2 * min_size:
+        return one, 0.0
+    x = pos.detach().double().cpu().numpy() * np.sqrt(scale.detach().double().cpu().numpy())  # (n, 8)
+    z = linkage(x, "ward")  # (n - 1, 4): merges in order of height
+    h = z[:, 2]  # (n - 1,) nondecreasing
+    floor = max(float(h[-1]) * 1e-12, 1e-300)  # exact duplicates merge at 0: no division by zero
+    log_h = np.log(np.maximum(h, floor))
+    c = np.arange(2, n // min_size + 1)  # candidate numbers of groups, each group >= min_size tokens
+    gaps = dim * (log_h[n - c] - log_h[n - c - 1])  # (C,) refused merge over the last kept one
+    for at in np.flatnonzero(gaps >= jump)[::-1]:  # finest first
+        labels = fcluster(z, int(c[at]), "maxclust")  # (n,) 1..c
+        if np.bincount(labels)[1:].min() >= min_size:
+            _, first = np.unique(labels, return_index=True)
+            number = np.empty(labels.max() + 1, np.int64)
+            number[labels[np.sort(first)]] = np.arange(first.size)  # groups numbered by their first row
+            return torch.from_numpy(number[labels]).to(pos.device), float(gaps[at])
+    return one, 0.0
