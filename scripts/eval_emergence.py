@@ -16,8 +16,9 @@ the field settings ``field_neighbors`` x ``field_persistence``, HDBSCAN's ``min_
 MiniSom map shapes, each scored against the labels (so the best of a sweep is tuned on the labels:
 report it as such, never as the main result).
 
-``--text`` scores level-1 fields of short sentences (the bundled ``topics.csv``: 8 topics x 40) through
-the ``semantic`` encoder (and ``hashed`` beside it) against k-means with the true k on the same 8-D
+``--text`` scores level-1 fields of short sentences (the bundled ``topics_large.csv``: 8 topics x 130)
+through the ``semantic`` encoder (packaged projection, and the projection fitted on the texts; ``hashed``
+beside them) against k-means with the true k on the same 8-D
 vectors, at several corpus sizes (seeded subsamples), written to ``benchmarks/results/eval_text.*``.
 
 ``--hierarchy`` evaluates the levels instead (``neurograph.eval.hierarchy`` explains it): nested groups with
@@ -205,7 +206,7 @@ def main() -> None:
     ap.add_argument("--hierarchy", action="store_true", help="evaluate the levels on nested labels")
     ap.add_argument("--quick", action="store_true", help="--hierarchy at a small size (seconds)")
     ap.add_argument("--text", action="store_true", help="level-1 fields of topic sentences vs k-means")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 320], help="--text corpus sizes")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 1000], help="--text corpus sizes")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="--hierarchy seeds (0 1 2)")
     ap.add_argument("--digits-n", type=int, default=None, help="--hierarchy: a subsample of the digits")
     ap.add_argument("--device", default="cpu")
@@ -283,50 +284,69 @@ def main() -> None:
 
 
 def text_main(args: argparse.Namespace) -> None:
-    """``--text``: level-1 fields of the topic sentences against k-means (true k) on the same vectors."""
+    """``--text``: level-1 fields of the topic sentences against k-means (true k) on the same vectors.
+
+    Three encodings of every subsample: ``semantic`` with the packaged projection (a PCA fitted on the 80
+    sentences of ``neurograph/gateway/corpus.txt``), ``semantic`` with the projection fitted on the
+    subsample itself (``SemanticEncoder.fit(texts)``: unsupervised, no labels, as ``CDNA.calibrate`` fits
+    the lengths), and ``hashed``.
+    """
+    import tempfile
+
     import torch
 
     import neurograph as ng
     from neurograph.experiments.sources import topics_corpus
     from neurograph.gateway.encoders import make_encoder
+    from neurograph.gateway.semantic import SemanticEncoder
 
-    texts, topics, names = topics_corpus()
+    texts, topics, names = topics_corpus(bundled="topics_large.csv")
     seeds = args.seeds if args.seeds is not None else [0, 1, 2]
     t0 = time.perf_counter()
-    vectors = {name: make_encoder(name).encode_batch(texts) for name in ("semantic", "hashed")}  # (n, 8)
+    packaged = {name: make_encoder(name).encode_batch(texts) for name in ("semantic", "hashed")}  # (n, 8)
     rows = []
-    for enc, x_all in vectors.items():
-        for size in args.sizes:
-            for seed in seeds:
-                pick = np.random.default_rng(seed).permutation(len(texts))[: min(size, len(texts))]
-                x, y = x_all[pick], topics[pick]
-                torch.manual_seed(seed)
-                eng = ng.Engine(args.device, cdna=ng.CDNA.calibrate(x), seed=seed)
-                ids = eng.emit_batch("signal.input.external.text.chat", x).token_ids.numpy()
-                fields = eng.hierarchy().ancestors(ids, 1)
-                k = int(np.unique(y).size)
-                row = {
-                    "encoder": enc,
-                    "sentences": len(pick),
-                    "seed": seed,
-                    "topics": k,
-                    "fields": int(np.unique(fields[fields >= 0]).size),
-                    "coverage": float((fields >= 0).mean()),
-                    "engine_nmi": nmi(y, fields),
-                    "kmeans_nmi": nmi(y, kmeans_labels(x, k, seed)),
-                }
-                rows.append(row)
-                print(
-                    f"  {enc} {row['sentences']} sentences seed {seed}: {row['fields']} fields, NMI "
-                    f"{row['engine_nmi']:.3f} vs k-means (k={k}) {row['kmeans_nmi']:.3f}",
-                    flush=True,
-                )
+    with tempfile.TemporaryDirectory() as tmp:
+        for enc in ("semantic", "semantic (fitted)", "hashed"):
+            for size in args.sizes:
+                for seed in seeds:
+                    pick = np.random.default_rng(seed).permutation(len(texts))[: min(size, len(texts))]
+                    y = topics[pick]
+                    if enc == "semantic (fitted)":
+                        sub = [texts[i] for i in pick]
+                        x = SemanticEncoder.fit(sub, Path(tmp) / f"pca_{size}_{seed}.npz").encode_batch(sub)
+                    else:
+                        x = packaged[enc][pick]
+                    torch.manual_seed(seed)
+                    eng = ng.Engine(args.device, cdna=ng.CDNA.calibrate(x), seed=seed)
+                    ids = eng.emit_batch("signal.input.external.text.chat", x).token_ids.numpy()
+                    fields = eng.hierarchy().ancestors(ids, 1)
+                    k = int(np.unique(y).size)
+                    row = {
+                        "encoder": enc,
+                        "sentences": len(pick),
+                        "seed": seed,
+                        "topics": k,
+                        "fields": int(np.unique(fields[fields >= 0]).size),
+                        "coverage": float((fields >= 0).mean()),
+                        "engine_nmi": nmi(y, fields),
+                        "kmeans_nmi": nmi(y, kmeans_labels(x, k, seed)),
+                    }
+                    rows.append(row)
+                    print(
+                        f"  {enc} {row['sentences']} sentences seed {seed}: {row['fields']} fields, NMI "
+                        f"{row['engine_nmi']:.3f} vs k-means (k={k}) {row['kmeans_nmi']:.3f}",
+                        flush=True,
+                    )
     command = f"python scripts/eval_emergence.py --text --sizes {' '.join(map(str, args.sizes))} --seeds " + (
         " ".join(map(str, seeds))
     )
     report = {
         "command": command,
-        "corpus": {"sentences": len(texts), "topics": names},
+        "corpus": {
+            "sentences": len(texts),
+            "topics": names,
+            "file": "neurograph/experiments/topics_large.csv",
+        },
         "rows": rows,
         "wall_seconds": time.perf_counter() - t0,
         "machine": machine(),
@@ -334,15 +354,18 @@ def text_main(args: argparse.Namespace) -> None:
     lines = [
         "# eval_emergence --text: level-1 fields of topic sentences against k-means",
         "",
-        f"`{command}`; {report['wall_seconds']:.0f} s. Corpus: `neurograph/experiments/topics.csv`, "
+        f"`{command}`; {report['wall_seconds']:.0f} s. Corpus: `neurograph/experiments/topics_large.csv`, "
         f"{len(texts)} sentences on {len(names)} topics ({', '.join(names)}); a seeded subsample per size. "
         "Engine: `CDNA.calibrate(x)`, one `emit_batch`, `hierarchy()`; the level-1 field of each sentence "
-        "(full coverage NMI). k-means: the true number of topics, on the same 8-D vectors.",
+        "(full coverage NMI). k-means: the true number of topics, on the same 8-D vectors. Encoders: "
+        "`semantic` with its packaged projection (a PCA of 80 everyday sentences), `semantic (fitted)` with "
+        "the projection fitted on the subsample's own texts (`SemanticEncoder.fit(texts)`, no labels), "
+        "`hashed`.",
         "",
         "| encoder | sentences | fields | engine NMI | k-means NMI (true k) | met |",
         "|---|---|---|---|---|---|",
     ]
-    for enc in vectors:
+    for enc in dict.fromkeys(r["encoder"] for r in rows):
         for size in dict.fromkeys(r["sentences"] for r in rows if r["encoder"] == enc):
             group = [r for r in rows if r["encoder"] == enc and r["sentences"] == size]
             mine = [r["engine_nmi"] for r in group]
@@ -352,7 +375,7 @@ def text_main(args: argparse.Namespace) -> None:
                 f"| {enc} | {size} | {np.mean([r['fields'] for r in group]):.1f} | {_stat(mine)} | "
                 f"{_stat(km)} | {'yes' if met else 'no'} |"
             )
-    lines += ["", "Cells: `mean [min]` over the seeds."]
+    lines += ["", "Cells: `mean [min]` over the seeds; *met*: the engine >= k-means for every seed."]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
