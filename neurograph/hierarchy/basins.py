@@ -58,6 +58,10 @@ on it; a field of fields needs two children (``min(min_size, 2)``), so a group o
 field whatever ``min_field_size`` asks of the signal tokens, except where the whole level is one basin
 (no structure found): that single field needs ``min_size`` members, as at the first level.
 
+**Very large levels** (more than ``2 * landmarks`` signal tokens, 65,536 by default) are grouped on
+32,768 landmarks that carry the mass of their cells (:mod:`~neurograph.hierarchy.landmarks`); each token
+takes its landmark's field.
+
 A basin with fewer than ``min_size`` members joins the basin it meets at its death (a group too small
 to be a field is part of its neighbours'); basins with at least ``min_size`` members are the fields, and
 only the members of a connected part of the graph smaller than that belong to none (cluster -1). The
@@ -76,7 +80,8 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
-from neurograph.hierarchy.gaps import LINKAGE_MAX, finest_gap_cut
+from neurograph.hierarchy.gaps import LINKAGE_MAX, finest_gap_cut, join_linked
+from neurograph.hierarchy.landmarks import LANDMARKS, landmark_rows, nearest_landmark
 from neurograph.hierarchy.persistence import RULES, cut, persistence_pairs, threshold
 from neurograph.kernels import knn_reference, knn_triton, triton_available
 from neurograph.kernels.knn import MAX_K_TRITON
@@ -154,7 +159,10 @@ class BasinGrouping:
         rule: how the threshold is chosen from the persistence diagram (``field_persistence_rule``):
             ``"fixed"`` or ``"gap"`` (:func:`~neurograph.hierarchy.persistence.threshold`).
         jump: the least fall in log density (``D log(d_{k+1} / d_k)``) that makes a gap of a token's
-            neighbour distances its natural degree, at the levels of fields of fields (module docstring).
+            neighbour distances its natural degree, and the least gap of a Ward dendrogram's cut, at the
+            levels of fields of fields (module docstring).
+        landmarks: a level of more than twice this many signal tokens is grouped on this many landmarks
+            (:mod:`~neurograph.hierarchy.landmarks`); 0: always exact.
     """
 
     k: int = 16
@@ -163,6 +171,7 @@ class BasinGrouping:
     dim: float = float(DIM)
     rule: str = "fixed"
     jump: float = 3.0  # ~5% of the tokens of a structureless (Poisson) level show such a gap by chance
+    landmarks: int = LANDMARKS  # 0: every level exact
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -205,8 +214,10 @@ class BasinGrouping:
             empty = torch.zeros(0, dtype=torch.int64, device=dev)
             none = torch.zeros(0, device=dev)
             return Basins(empty, empty, none, empty, 0, none, float(self.persistence))
+        if not of_fields and self.landmarks > 0 and 2 * self.landmarks < n:  # a very large level
+            return self._by_landmarks(pos, mass, scale, links)
         if of_fields and n <= LINKAGE_MAX:  # a small level of fields: the finest gap of its dendrogram
-            return self._by_gap(pos, mass, scale)
+            return self._by_gap(pos, mass, scale, links)
         if of_fields:  # fields of fields: each token's own group, from the gaps of its distances
             idx, dist = knn_graph(pos, min(self.k, n - 1), scale)  # (n, K) candidates
             idx, dist = natural_neighbours(idx, dist, self.dim, self.jump)  # (n, K), -1 / inf beyond
@@ -229,7 +240,28 @@ class BasinGrouping:
             cluster, sizes = torch.full_like(cluster, -1), sizes[:0]  # no structure: too few for one field
         return Basins(cluster, peak, phi, sizes, rounds, pers, tau)
 
-    def _by_gap(self, pos: Tensor, mass: Tensor, scale: Tensor) -> Basins:
+    def _by_landmarks(self, pos: Tensor, mass: Tensor, scale: Tensor, links: Tensor | None) -> Basins:
+        """A level of more than ``2 * landmarks`` tokens, grouped on landmarks
+        (:mod:`~neurograph.hierarchy.landmarks`); every token takes the field of its nearest landmark."""
+        n, dev = pos.shape[0], pos.device
+        rows = landmark_rows(n, self.landmarks, dev)  # (L,)
+        assign = nearest_landmark(pos, rows, scale)  # (n,) cell of each token
+        cell_mass = torch.zeros(rows.numel(), dtype=torch.float32, device=dev)
+        cell_mass.index_add_(0, assign, mass.float())  # (L,) the mass of each cell
+        lk = None
+        if links is not None and links.numel():
+            a, b = assign[links[0].long()], assign[links[1].long()]
+            pairs = torch.stack([a[a != b], b[a != b]])  # strong links between cells
+            lk = torch.unique(pairs, dim=1) if pairs.numel() else None
+        sub = type(self)(self.k, self.persistence, self.min_size, self.dim, self.rule, self.jump, 0)
+        b = sub(pos.index_select(0, rows), cell_mass, scale, lk)  # the landmarks' basins
+        cluster = b.cluster[assign]  # (n,)
+        sizes = torch.bincount(cluster[cluster >= 0], minlength=b.n_fields)  # tokens per field
+        pers = torch.zeros(n, dtype=b.persistence.dtype, device=dev)
+        pers[rows] = b.persistence
+        return Basins(cluster, rows[b.peak][assign], b.phi[assign], sizes, b.rounds, pers, b.threshold)
+
+    def _by_gap(self, pos: Tensor, mass: Tensor, scale: Tensor, links: Tensor | None) -> Basins:
         """A level of at most :data:`LINKAGE_MAX` fields: :func:`~neurograph.hierarchy.gaps.finest_gap_cut`.
 
         The peak of a group is its member of highest density (``phi`` over its ``min(k, n - 1)``
@@ -237,6 +269,7 @@ class BasinGrouping:
         """
         n = pos.shape[0]
         group, gap = finest_gap_cut(pos, scale, self.dim, self.jump, min(self.min_size, 2))
+        group = join_linked(group, links)  # a strong link joins the groups of its ends
         idx, dist = knn_graph(pos, min(self.k, n - 1), scale)
         phi = mass_density(mass, idx, dist, self.dim)  # (n,)
         g = int(group.max()) + 1 if n else 0

@@ -11,7 +11,7 @@ import neurograph as ng
 from neurograph.datasets import nested_groups
 from neurograph.hierarchy import BasinGrouping
 from neurograph.hierarchy.basins import knn_graph, natural_neighbours
-from neurograph.hierarchy.gaps import finest_gap_cut
+from neurograph.hierarchy.gaps import finest_gap_cut, join_linked
 
 CHAT = "signal.input.external.text.chat"
 
@@ -128,3 +128,15 @@ def test_two_wide_overlapping_groups_of_six_are_two_fields_at_level_2() -> None:
     h = eng.hierarchy()
     assert nmi(labels[:, 1], h.ancestors(ids, 1)) >= 0.9
     assert nmi(labels[:, 0], h.ancestors(ids, 2)) >= 0.9
+
+
+def test_a_strong_link_joins_the_groups_of_a_level_of_fields() -> None:
+    rng = np.random.default_rng(3)
+    pos = torch.from_numpy(np.concatenate([rng.normal(size=(6, 8)), 50.0 + rng.normal(size=(6, 8))])).float()
+    g = BasinGrouping(k=16, min_size=5)
+    assert g(pos, torch.ones(12), of_fields=True).n_fields == 2
+    linked = g(pos, torch.ones(12), links=torch.tensor([[0], [7]]), of_fields=True)
+    assert linked.n_fields == 1 and (linked.cluster == 0).all()
+    assert (
+        join_linked(torch.tensor([0, 0, 1, 2, 2]), torch.tensor([[4], [2]])) == torch.tensor([0, 0, 1, 1, 1])
+    ).all()
