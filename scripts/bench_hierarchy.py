@@ -9,8 +9,12 @@ taking the snapshot. The first rebuild creates the fields; the next ones find th
 work, no events). The best of ``--repeats`` rebuilds is reported, and its split per level, measured on a
 separate plan with a timed grouping.
 
-Baseline, timed in the same process on the same points: the bare kNN graph the grouping needs at level 0,
-``scipy.spatial.cKDTree(x).query(x, k + 1, workers=-1)`` with ``k = field_neighbors``.
+Baselines, timed in the same process on the same points: the bare exact kNN graph of all the points,
+``scipy.spatial.cKDTree(x).query(x, k + 1, workers=-1)`` with ``k = field_neighbors`` (what an exact
+density clustering needs; the grouping asked it itself below ``2 * LANDMARKS`` tokens), and, for a level
+grouped on landmarks (``neurograph.hierarchy.landmarks``, above ``2 * 32,768`` tokens), the kNN work the
+grouping asks there, by scipy alone: the cKDTree of the same landmarks, their ``k + 1`` nearest, and the
+nearest landmark of every point (``landmark_ratio``: the question the engine asks, nothing more).
 ``ratio = rebuild seconds / baseline seconds`` (how much the hierarchy costs on top of its kNN graph), in
 wall-clock time and in CPU time of this process (``time.process_time``, all threads: steadier when other
 processes load the machine).
@@ -37,6 +41,7 @@ from scipy.spatial import cKDTree
 import neurograph as ng
 from neurograph.datasets import nested_groups
 from neurograph.hierarchy import BasinGrouping, Basins, grouping_of, plan_hierarchy
+from neurograph.hierarchy.landmarks import landmark_rows
 
 
 @dataclass
@@ -64,6 +69,25 @@ def points(kind: str, n: int, seed: int) -> np.ndarray:
     return nested_groups((4, 5), n=n, seed=seed)[0]
 
 
+def landmark_baseline(xs: np.ndarray, k: int, count: int, repeats: int) -> tuple[list[float], list[float]]:
+    """The kNN work of a level grouped on landmarks, by scipy alone (empty below ``2 * count`` points): the
+    cKDTree of the same ``count`` landmark rows, their ``k`` nearest landmarks, and the nearest landmark of
+    every point; wall and CPU seconds of each repeat."""
+    n = len(xs)
+    if not count or n <= 2 * count:
+        return [], []
+    rows = landmark_rows(n, count, torch.device("cpu")).numpy()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        tree = cKDTree(xs[rows], balanced_tree=False)
+        tree.query(xs[rows], k + 1, workers=-1)
+        tree.query(xs, 1, workers=-1)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu
+
+
 def bench(kind: str, n: int, a: argparse.Namespace) -> dict:
     x = points(kind, n, a.seed)
     eng = ng.Engine(cdna=ng.CDNA.calibrate(x[:20_000]), capacity=n + 1024)
@@ -83,12 +107,17 @@ def bench(kind: str, n: int, a: argparse.Namespace) -> dict:
         cKDTree(xs).query(xs, eng.cdna.field_neighbors + 1, workers=-1)
         baseline.append(time.perf_counter() - t0)
         baseline_cpu.append(time.process_time() - c0)
+    same, same_cpu = landmark_baseline(xs, eng.cdna.field_neighbors, timed.inner.landmarks, a.repeats)
     row = {
         "data": kind,
         "n": n,
         "rebuild_s": min(rebuild),
         "baseline_knn_s": min(baseline),
         "ratio": min(rebuild) / min(baseline),
+        "landmarks": timed.inner.landmarks if same else 0,
+        "baseline_landmark_s": min(same) if same else None,
+        "landmark_ratio": min(rebuild) / min(same) if same else None,
+        "baseline_landmark_cpu_s": min(same_cpu) if same else None,
         "rebuild_cpu_s": min(rebuild_cpu),
         "baseline_cpu_s": min(baseline_cpu),
         "cpu_ratio": min(rebuild_cpu) / min(baseline_cpu),
@@ -100,6 +129,8 @@ def bench(kind: str, n: int, a: argparse.Namespace) -> dict:
         "baseline_all_s": baseline,
     }
     levels = " ".join(f"L{i}:{s:.2f}s" for i, s in enumerate(timed.seconds))
+    if same:
+        levels += f"; on {row['landmarks']:,d} landmarks: their scipy kNN + assignment {min(same):.2f} s"
     print(
         f"{kind:9s} n={n:>9,d}  rebuild {row['rebuild_s']:7.2f} s  kNN {row['baseline_knn_s']:7.2f} s"
         f"  ratio {row['ratio']:5.2f}  (CPU {row['rebuild_cpu_s']:.2f} / {row['baseline_cpu_s']:.2f} s = "
