@@ -2,6 +2,9 @@
 
 - :mod:`neurograph.hierarchy.basins`: density basins on a kNN plus strong-link graph, cut by
   persistence (the grouping of one level).
+- :mod:`neurograph.hierarchy.gaps`: a level of fields of fields cut at the finest gap of its Ward
+  dendrogram.
+- :mod:`neurograph.hierarchy.landmarks`: a very large level grouped on mass-carrying landmarks.
 - :mod:`neurograph.hierarchy.persistence`: the persistence diagram of a level's graph (exact, in parallel
   rounds), the threshold rules (``field_persistence_rule``) and the cut.
 - :mod:`neurograph.hierarchy.build`: the whole rebuild, level by level, as a plan (nothing changes) and
