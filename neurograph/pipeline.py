@@ -317,6 +317,10 @@ class SignalPipeline:
         await self.actions.shutdown()
 
     async def __aenter__(self) -> SignalPipeline:
+        """Load the encoders' models now (``Gateway.warm``; about a second for MiniLM the first time in a
+        process, on the calling thread): a model loaded by the first message, on the engine's thread,
+        would hold the GIL through its imports and stall the event loop for 0.2-0.8 s at a time."""
+        self.gateway.warm()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

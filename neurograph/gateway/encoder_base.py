@@ -37,6 +37,9 @@ class EncoderBase:
     def __call__(self, value: Any) -> np.ndarray:
         return self.encode(value)  # type: ignore[attr-defined]
 
+    def warm(self) -> None:
+        """Load now what the first ``encode`` would load (a model, a projection); a no-op here."""
+
     def encode_batch(self, values: Sequence[Any]) -> np.ndarray:
         """``[B, 8]`` float32, row ``i`` = ``encode(values[i])``."""
         rows = [self.encode(v) for v in values]  # type: ignore[attr-defined]

@@ -72,6 +72,13 @@ class Gateway:
                 "status", event_type, lambda: {"sensor": sensor.name, "event_type": sensor.event_type}
             )
 
+    def warm(self) -> None:
+        """Load what the enabled sensors' encoders need before the first reading (the MiniLM model of the
+        ``semantic`` one): :class:`~neurograph.pipeline.SignalPipeline` calls it when entered."""
+        for s in self.sensors:
+            if s.enabled:
+                getattr(s.encoder, "warm", lambda: None)()
+
     def register_sensor(self, sensor: Sensor | str, **fields: Any) -> Sensor:
         """Shortcut for ``gateway.sensors.register(...)``."""
         return self.sensors.register(sensor, **fields)

@@ -154,6 +154,12 @@ class SemanticEncoder(EncoderBase):
                 self._loaded.update({k: f[k] for k in ("mean", "components", "spread")})
         return self._loaded
 
+    def warm(self) -> None:
+        """Load the model and the projection now (about a second the first time in a process: the
+        imports hold the GIL, so a first ``encode`` on a worker thread would stall an event loop)."""
+        _model(self.device)
+        self._projection()
+
     def encode(self, text: str) -> np.ndarray:
         """``[8]`` float32 in ``(-1, 1)^8``."""
         return self.encode_batch([text])[0]
