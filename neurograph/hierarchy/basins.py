@@ -58,6 +58,10 @@ on it; a field of fields needs two children (``min(min_size, 2)``), so a group o
 field whatever ``min_field_size`` asks of the signal tokens, except where the whole level is one basin
 (no structure found): that single field needs ``min_size`` members, as at the first level.
 
+**Touching groups** (levels of at most 4,096 signal tokens): a basin whose own tokens show a Ward gap
+of at least ``split_jump`` (8) splits there (:func:`~neurograph.hierarchy.gaps.split_at_gaps`): two
+sub-groups whose points touch share a density basin but not their distances.
+
 **Very large levels** (more than ``2 * landmarks`` signal tokens, 65,536 by default) are grouped on
 32,768 landmarks that carry the mass of their cells (:mod:`~neurograph.hierarchy.landmarks`); each token
 takes its landmark's field.
@@ -72,6 +76,7 @@ whatever the units of mass and distance.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -80,7 +85,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
-from neurograph.hierarchy.gaps import LINKAGE_MAX, finest_gap_cut, join_linked
+from neurograph.hierarchy.gaps import LINKAGE_MAX, SPLIT_JUMP, finest_gap_cut, join_linked, split_at_gaps
 from neurograph.hierarchy.landmarks import LANDMARKS, landmark_rows, nearest_landmark
 from neurograph.hierarchy.persistence import RULES, cut, persistence_pairs, threshold
 from neurograph.kernels import knn_reference, knn_triton, triton_available
@@ -163,6 +168,8 @@ class BasinGrouping:
             levels of fields of fields (module docstring).
         landmarks: a level of more than twice this many signal tokens is grouped on this many landmarks
             (:mod:`~neurograph.hierarchy.landmarks`); 0: always exact.
+        split_jump: a first-level field of a level of at most 4,096 tokens splits at the finest Ward gap
+            of its own tokens at least this wide (:func:`~neurograph.hierarchy.gaps.split_at_gaps`).
     """
 
     k: int = 16
@@ -172,6 +179,7 @@ class BasinGrouping:
     rule: str = "fixed"
     jump: float = 3.0  # ~5% of the tokens of a structureless (Poisson) level show such a gap by chance
     landmarks: int = LANDMARKS  # 0: every level exact
+    split_jump: float = SPLIT_JUMP  # the Ward gap that splits a first-level field (gaps.split_at_gaps)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -235,6 +243,8 @@ class BasinGrouping:
         pers = torch.where(into >= 0, phi - death, torch.full_like(phi, math.inf))  # (n,)
         tau = threshold(pers[(into >= 0) & (pers > 0)], self.rule, floor)
         peak = cut(death, into, phi, tau, min_size)
+        if not of_fields and n <= LINKAGE_MAX:  # a basin of two groups that touch: split at their gap
+            peak = split_at_gaps(pos, scale, peak, order, links, self.dim, self.split_jump, min_size)
         cluster, sizes = _clusters(peak, min_size)
         if of_fields and sizes.numel() == 1 and int(sizes[0]) == n < self.min_size:
             cluster, sizes = torch.full_like(cluster, -1), sizes[:0]  # no structure: too few for one field
@@ -253,7 +263,7 @@ class BasinGrouping:
             a, b = assign[links[0].long()], assign[links[1].long()]
             pairs = torch.stack([a[a != b], b[a != b]])  # strong links between cells
             lk = torch.unique(pairs, dim=1) if pairs.numel() else None
-        sub = type(self)(self.k, self.persistence, self.min_size, self.dim, self.rule, self.jump, 0)
+        sub = dataclasses.replace(self, landmarks=0)
         b = sub(pos.index_select(0, rows), cell_mass, scale, lk)  # the landmarks' basins
         cluster = b.cluster[assign]  # (n,)
         sizes = torch.bincount(cluster[cluster >= 0], minlength=b.n_fields)  # tokens per field

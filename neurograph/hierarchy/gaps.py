@@ -24,6 +24,16 @@ spurious cut in 4% (20 tokens) to 20% (5 tokens) of the draws and never from 50 
 A strong link (a learned edge at least ``field_link_confidence`` confident, coarsened through the fields)
 joins the groups of its two ends (:func:`join_linked`), as it joins basins at the first level.
 
+**Splitting first-level fields** (:func:`split_at_gaps`, levels of at most :data:`LINKAGE_MAX` signal
+tokens). A density basin can hold two groups whose points touch: the valley between them is shallower
+than the persistence floor, yet their distances show a gap. Each basin's own tokens are cut at the finest
+Ward gap of at least :data:`SPLIT_JUMP` = 8 whose parts all have ``min_field_size`` tokens. The value is
+the smallest of 5, 6 and 8 that split none of 30 structureless draws each of 10 to 1,000 tokens
+(Gaussian, uniform, and a Gaussian stretched 3:1 and 1:0.3 on two axes: Ward's merge heights jump at the
+end of an elongated cloud, and 5 or 6 split 10-70% of those). On the nested eval suite it recovers
+merged sub-groups (level-1 NMI of ``(2, 5, 5)`` from 0.88-0.93 to 0.90-0.95); the digits and the topic
+sentences keep their fields.
+
 The levels this applies to are small (fields of fields, :data:`LINKAGE_MAX` tokens at most); the
 linkage runs on the host (scipy's C implementation, ``O(n^2)`` time and memory); larger levels keep the
 natural-degree basins.
@@ -38,9 +48,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from torch import Tensor
 
-__all__ = ["LINKAGE_MAX", "finest_gap_cut", "join_linked"]
+__all__ = ["LINKAGE_MAX", "SPLIT_JUMP", "finest_gap_cut", "join_linked", "split_at_gaps"]
 
 LINKAGE_MAX = 4096  # tokens of a level grouped by the Ward gap (above: natural-degree basins)
+SPLIT_JUMP = 8.0  # the gap that splits a first-level field (split_at_gaps)
 
 
 def finest_gap_cut(
@@ -100,3 +111,45 @@ def _by_first_row(labels: np.ndarray) -> np.ndarray:
     number = np.empty(int(labels.max()) + 1, np.int64)
     number[labels[np.sort(first)]] = np.arange(first.size)
     return number[labels]
+
+
+def split_at_gaps(
+    pos: Tensor,
+    scale: Tensor,
+    peak: Tensor,
+    rank: Tensor,
+    links: Tensor | None,
+    dim: float,
+    jump: float = SPLIT_JUMP,
+    min_size: int = 5,
+) -> Tensor:
+    """Basins (tokens sharing a peak) split at the finest Ward gap of their own tokens (module docstring).
+
+    Each part of a split basin has its highest-ranked token as its peak; a basin whose parts a strong
+    link joins is left whole.
+
+    Shapes:
+        pos ``[n, 8]``, scale ``[8]``, peak ``[n]`` (row of each token's peak), rank ``[n]`` (distinct),
+        links ``[2, L]`` -> the new ``peak [n]`` int64.
+    """
+    p = peak.cpu().numpy()
+    r = rank.cpu().numpy()
+    new = p.copy()
+    order = np.argsort(p, kind="stable")
+    starts = np.flatnonzero(np.r_[True, p[order][1:] != p[order][:-1]])
+    for rows in np.split(order, starts[1:]):
+        if rows.size < 2 * min_size:
+            continue
+        g, gap = finest_gap_cut(pos[torch.from_numpy(rows).to(pos.device)], scale, dim, jump, min_size)
+        if gap == 0.0:
+            continue
+        g = g.cpu().numpy()
+        for j in range(int(g.max()) + 1):
+            part = rows[g == j]
+            new[part] = part[r[part].argmax()]  # the part's highest token
+    if links is not None and links.numel():
+        a, b = links[0].cpu().numpy(), links[1].cpu().numpy()
+        torn = (p[a] == p[b]) & (new[a] != new[b])  # a strong link across a split
+        whole = np.isin(p, p[a[torn]])
+        new[whole] = p[whole]
+    return torch.from_numpy(new).to(peak.device)

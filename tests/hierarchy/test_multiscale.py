@@ -11,7 +11,7 @@ import neurograph as ng
 from neurograph.datasets import nested_groups
 from neurograph.hierarchy import BasinGrouping
 from neurograph.hierarchy.basins import knn_graph, natural_neighbours
-from neurograph.hierarchy.gaps import finest_gap_cut, join_linked
+from neurograph.hierarchy.gaps import finest_gap_cut, join_linked, split_at_gaps
 
 CHAT = "signal.input.external.text.chat"
 
@@ -140,3 +140,31 @@ def test_a_strong_link_joins_the_groups_of_a_level_of_fields() -> None:
     assert (
         join_linked(torch.tensor([0, 0, 1, 2, 2]), torch.tensor([[4], [2]])) == torch.tensor([0, 0, 1, 1, 1])
     ).all()
+
+
+def test_a_basin_of_two_touching_groups_splits_at_their_gap() -> None:
+    # sub-groups whose points touch: one density basin, but their distances show the gap
+    x, labels = nested_groups((2, 5, 5), n=2500, spread=0.5, ratio=0.25, noise=0.02, seed=1)
+    pos, mass = torch.from_numpy(x), torch.ones(len(x))
+    whole = BasinGrouping(split_jump=float("inf"))(pos, mass)
+    split = BasinGrouping()(pos, mass)
+    assert split.n_fields > whole.n_fields
+    assert nmi(labels[:, 2], split.cluster.numpy()) > nmi(labels[:, 2], whole.cluster.numpy()) + 0.005
+    assert split.sizes.min() >= 5 and (split.cluster[split.peak] == split.cluster).all()
+
+
+def test_split_at_gaps_keeps_structureless_and_linked_basins_whole() -> None:
+    rng = np.random.default_rng(6)
+    rank = torch.arange(400)
+    # one stretched Gaussian (3 : 1 : ... : 0.3): Ward's last merges jump, yet below the split gap
+    blob = torch.from_numpy(rng.normal(size=(400, 8)) * np.array([3, 1, 1, 1, 1, 1, 1, 0.3])).float()
+    one = torch.zeros(400, dtype=torch.int64)
+    assert (split_at_gaps(blob, torch.ones(8), one, rank, None, 8.0) == 0).all()
+    # two far groups in one basin split, each part's peak its highest-ranked token ...
+    pair = torch.from_numpy(
+        np.concatenate([rng.normal(size=(200, 8)), 40 + rng.normal(size=(200, 8))])
+    ).float()
+    peak = split_at_gaps(pair, torch.ones(8), one, rank, None, 8.0)
+    assert (peak[:200] == 199).all() and (peak[200:] == 399).all()
+    # ... unless a strong link joins them
+    assert (split_at_gaps(pair, torch.ones(8), one, rank, torch.tensor([[3], [250]]), 8.0) == 0).all()
