@@ -313,7 +313,7 @@ def text_main(args: argparse.Namespace) -> None:
                     y = topics[pick]
                     if enc == "semantic (fitted)":
                         sub = [texts[i] for i in pick]
-                        x = SemanticEncoder.fit(sub, Path(tmp) / f"pca_{size}_{seed}.npz").encode_batch(sub)
+                        x = SemanticEncoder.fit_encode(sub, Path(tmp) / f"pca_{size}_{seed}.npz")[1]
                     else:
                         x = packaged[enc][pick]
                     torch.manual_seed(seed)

@@ -175,10 +175,10 @@ def _synthetic(n: int, centers: int, spread: float, seed: int) -> tuple[np.ndarr
     return x, labels
 
 
-def _fitted(enc: Any, texts: list[str], run_dir: Path | None) -> Any:
-    """``enc`` with its 8-D projection fitted on ``texts`` (``encoder.fit``: the semantic encoder only;
-    a PCA of the texts' own embeddings, no labels), saved as ``semantic_pca.npz`` in the run directory
-    (a temporary one without)."""
+def _fitted_vectors(enc: Any, texts: list[str], run_dir: Path | None) -> np.ndarray:
+    """``texts`` through ``enc`` with its 8-D projection fitted on them (``encoder.fit``: the semantic
+    encoder only; a PCA of the texts' own embeddings, no labels; each text embedded once), the projection
+    saved as ``semantic_pca.npz`` in the run directory (a temporary one without). Shapes: ``-> [n, 8]``."""
     from neurograph.gateway.semantic import SemanticEncoder
 
     if not isinstance(enc, SemanticEncoder):
@@ -189,9 +189,8 @@ def _fitted(enc: Any, texts: list[str], run_dir: Path | None) -> Any:
         import tempfile
 
         run_dir = Path(tempfile.mkdtemp(prefix="neurograph-"))
-    return SemanticEncoder.fit(
-        texts, Path(run_dir) / "semantic_pca.npz", device=enc.device, batch_size=enc.batch_size
-    )
+    target = Path(run_dir) / "semantic_pca.npz"
+    return SemanticEncoder.fit_encode(texts, target, device=enc.device, batch_size=enc.batch_size)[1]
 
 
 def load_source(
@@ -220,9 +219,8 @@ def load_source(
 
         texts, labels, names = topics_corpus(d.path)
         enc = make_encoder({"name": encoder.name, **dict(encoder.kwargs)})
-        if encoder.fit:
-            enc = _fitted(enc, texts, run_dir)
-        x = np.asarray(enc.encode_batch(texts), np.float32)  # (n, 8)
+        x = _fitted_vectors(enc, texts, run_dir) if encoder.fit else enc.encode_batch(texts)
+        x = np.asarray(x, np.float32)  # (n, 8)
         event = f"signal.input.external.text.{encoder.name}"
     else:
         raise InvalidArgument("dataset.name", d.name, "unknown data source")

@@ -119,11 +119,29 @@ class SemanticEncoder(EncoderBase):
         Raises:
             InvalidSignal: fewer than 9 texts, or a text that is not a string.
         """
+        return cls.fit_encode(corpus, path, device=device, batch_size=batch_size)[0]
+
+    @classmethod
+    def fit_encode(
+        cls,
+        corpus: Sequence[str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+    ) -> tuple[SemanticEncoder, np.ndarray]:
+        """:meth:`fit`, and the corpus's own ``[n, 8]`` vectors from the same embeddings (each text is
+        embedded once; the vectors equal ``encode_batch(corpus)`` of the returned encoder).
+
+        Raises:
+            InvalidSignal: fewer than 9 texts, or a text that is not a string.
+        """
         texts = default_corpus() if corpus is None else [check_text(t, i) for i, t in enumerate(corpus)]
         if len(texts) <= DIM:
             raise InvalidSignal("corpus", len(texts), f"needs at least {DIM + 1} texts for an {DIM}-D PCA")
         target = Path(path) if path is not None else default_projection_path()
-        e = embed(texts, device, batch_size).astype(np.float64)  # (n, 384)
+        e32 = embed(texts, device, batch_size)  # (n, 384)
+        e = e32.astype(np.float64)
         mean = e.mean(0)  # (384,)
         _, _, vt = np.linalg.svd(e - mean, full_matrices=False)
         comps = vt[:DIM]  # (8, 384)
@@ -131,20 +149,23 @@ class SemanticEncoder(EncoderBase):
         comps = comps * flip[:, None]
         z = (e - mean) @ comps.T  # (n, 8)
         spread = 2.0 * np.maximum(z.std(0), 1e-6)  # (8,)
+        saved = {
+            "mean": mean.astype(np.float32),
+            "components": comps.astype(np.float32),
+            "spread": spread.astype(np.float32),
+        }
         digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + f".{os.getpid()}.tmp.npz")
         np.savez(
             tmp,
-            mean=mean.astype(np.float32),
-            components=comps.astype(np.float32),
-            spread=spread.astype(np.float32),
+            **saved,
             model=np.array(MODEL_NAME),
             corpus_sha256=np.array(digest),
             corpus_size=np.array(len(texts)),
         )
         os.replace(tmp, target)  # atomic: a reader sees the old file or the new one
-        return cls(projection=str(target), device=device, batch_size=batch_size)
+        return cls(projection=str(target), device=device, batch_size=batch_size), _project(e32, saved)
 
     def _projection(self) -> dict[str, np.ndarray]:
         if not self._loaded:
@@ -173,7 +194,10 @@ class SemanticEncoder(EncoderBase):
         texts = [check_text(t, i) for i, t in enumerate(texts)]
         if not texts:
             return np.zeros((0, DIM), np.float32)
-        p = self._projection()
-        e = embed(texts, self.device, self.batch_size)  # (B, 384)
-        z = (e - p["mean"]) @ p["components"].T / p["spread"]  # (B, 8)
-        return np.tanh(z).astype(np.float32)
+        return _project(embed(texts, self.device, self.batch_size), self._projection())
+
+
+def _project(e: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
+    """``tanh((e - mean) @ components.T / spread)``: ``[B, 384]`` embeddings -> ``[B, 8]`` float32."""
+    z = (e - p["mean"]) @ p["components"].T / p["spread"]  # (B, 8)
+    return np.tanh(z).astype(np.float32)

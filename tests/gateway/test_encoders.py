@@ -306,6 +306,8 @@ def test_semantic_encoder_fits_saves_and_agrees_across_processes(tmp_path):
     assert x.shape == (3, 8) and (np.abs(x) < 1).all()
     assert np.linalg.norm(x[0] - x[1]) < np.linalg.norm(x[0] - x[2])
     np.testing.assert_allclose(enc.encode(texts[0]), x[0], atol=1e-5)
+    refit, own = SemanticEncoder.fit_encode(default_corpus()[:40], tmp_path / "again.npz")
+    assert np.array_equal(own, refit.encode_batch(default_corpus()[:40]))  # one embedding, same vectors
     script = (
         "import sys, json; from neurograph.gateway.semantic import SemanticEncoder; "
         "print(SemanticEncoder(sys.argv[1]).encode_batch(json.loads(sys.argv[2])).tobytes().hex())"
