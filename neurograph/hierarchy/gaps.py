@@ -138,16 +138,17 @@ def split_at_gaps(
     """
     p = peak.cpu().numpy()
     r = rank.cpu().numpy()
+    host, s = pos.detach().cpu(), scale.detach().cpu()  # one transfer, not one per basin
     new = p.copy()
     order = np.argsort(p, kind="stable")
     starts = np.flatnonzero(np.r_[True, p[order][1:] != p[order][:-1]])
     for rows in np.split(order, starts[1:]):
         if rows.size < 2 * min_size:
             continue
-        g, gap = finest_gap_cut(pos[torch.from_numpy(rows).to(pos.device)], scale, dim, jump, min_size)
+        g, gap = finest_gap_cut(host[torch.from_numpy(rows)], s, dim, jump, min_size)
         if gap == 0.0:
             continue
-        g = g.cpu().numpy()
+        g = g.numpy()
         for j in range(int(g.max()) + 1):
             part = rows[g == j]
             new[part] = part[r[part].argmax()]  # the part's highest token
